@@ -1,0 +1,19 @@
+"""The one shared outbound HTTP client of a node.
+
+aiohttp is the fastest mature asyncio HTTP client; one session per node keeps
+connections pooled across every outbound call (and, later, hub forwarding).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+
+def new_session(total_timeout: float = 30.0, limit: int = 100) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=total_timeout, connect=10.0),
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=20, ttl_dns_cache=300),
+        # We decide what a partner's body means; never let the client guess.
+        auto_decompress=True,
+        raise_for_status=False,
+    )

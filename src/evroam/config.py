@@ -1,0 +1,98 @@
+"""Node configuration: `evroam.toml` in the node's home folder, overridable by env.
+
+Secrets never live here: the admin token (later) comes from env or a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from evroam.ocpi.common import Role
+from evroam.store.db import sqlite_url
+
+CONFIG_FILE = "evroam.toml"
+
+
+@dataclass(slots=True)
+class RoleConfig:
+    role: Role
+    country_code: str
+    party_id: str
+    name: str
+    website: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"role": self.role.value, "country_code": self.country_code, "party_id": self.party_id,
+             "name": self.name}
+        if self.website:
+            d["website"] = self.website
+        return d
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    home: Path
+    public_url: str
+    roles: list[RoleConfig]
+    name: str = "evroam"
+    db: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    call_log_retention_days: int = 90
+    call_log_body_cap: int = 16384
+    page_limit: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        return self.db or sqlite_url(self.home / "evroam.db")
+
+    @property
+    def versions_url(self) -> str:
+        return self.public_url.rstrip("/") + "/ocpi/versions"
+
+    def save(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "public_url": self.public_url,
+            "host": self.host,
+            "port": self.port,
+            "call_log_retention_days": self.call_log_retention_days,
+            "page_limit": self.page_limit,
+            "roles": [r.to_dict() for r in self.roles],
+        }
+        if self.db:
+            doc["db"] = self.db
+        path = self.home / CONFIG_FILE
+        path.write_text(tomli_w.dumps(doc))
+        return path
+
+    @classmethod
+    def load(cls, home: Path) -> NodeConfig:
+        path = home / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run `evroam init --home {home} …` first")
+        doc = tomllib.loads(path.read_text())
+        roles = [RoleConfig(role=Role(r["role"]), country_code=r["country_code"], party_id=r["party_id"],
+                            name=r.get("name", doc.get("name", "evroam")), website=r.get("website"))
+                 for r in doc.get("roles", [])]
+        cfg = cls(
+            home=home,
+            public_url=os.environ.get("EVROAM_PUBLIC_URL", doc["public_url"]),
+            roles=roles,
+            name=doc.get("name", "evroam"),
+            db=os.environ.get("EVROAM_DB", doc.get("db")),
+            host=doc.get("host", "127.0.0.1"),
+            port=int(doc.get("port", 8080)),
+            call_log_retention_days=int(os.environ.get("EVROAM_CALL_LOG_RETENTION_DAYS",
+                                                       doc.get("call_log_retention_days", 90))),
+            page_limit=int(doc.get("page_limit", 100)),
+        )
+        return cfg

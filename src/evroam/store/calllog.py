@@ -1,0 +1,109 @@
+"""The call log: every OCPI request in and out, kept for a retention period.
+
+Rows are buffered and written in batches by one background task, so logging
+never adds a database round trip to a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from evroam.ocpi.types import utcnow
+from evroam.store.tables import call_log
+
+log = structlog.get_logger(__name__)
+
+# Credentials bodies carry tokens in clear; the log must not become the place
+# where a hashed token can be read back.
+_TOKEN_RE = re.compile(rb'("token"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def redact(body: bytes | None, cap: int) -> str | None:
+    if not body:
+        return None
+    body = _TOKEN_RE.sub(rb'\1"<redacted>"', body)
+    if len(body) > cap:
+        body = body[:cap] + b"...<truncated>"
+    return body.decode("utf-8", "replace")
+
+
+@dataclass(slots=True)
+class CallRecord:
+    direction: str
+    method: str
+    url: str
+    duration_ms: float
+    http_status: int | None = None
+    ocpi_status: int | None = None
+    party_id: int | None = None
+    request_id: str | None = None
+    correlation_id: str | None = None
+    request_body: str | None = None
+    response_body: str | None = None
+    error: str | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+class CallLog:
+    def __init__(self, engine: AsyncEngine, body_cap: int = 16384, flush_interval: float = 0.25) -> None:
+        self.engine = engine
+        self.body_cap = body_cap
+        self.flush_interval = flush_interval
+        self._buffer: list[CallRecord] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def record(self, rec: CallRecord) -> None:
+        self._buffer.append(rec)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(call_log.insert(), [asdict(r) for r in batch])
+            except Exception:  # the log must never take the node down
+                log.exception("call_log.flush_failed", rows=len(batch))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="call-log-flusher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+async def prune(engine: AsyncEngine, retention_days: int) -> int:
+    cutoff = utcnow() - timedelta(days=retention_days)
+    async with engine.begin() as conn:
+        result = await conn.execute(call_log.delete().where(call_log.c.at < cutoff))
+    return result.rowcount or 0
+
+
+async def recent(engine: AsyncEngine, party_id: int | None = None, limit: int = 20) -> list[dict]:
+    stmt = sa.select(call_log).order_by(call_log.c.id.desc()).limit(limit)
+    if party_id is not None:
+        stmt = stmt.where(call_log.c.party_id == party_id)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [dict(r._mapping) for r in rows]

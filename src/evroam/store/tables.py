@@ -1,0 +1,93 @@
+"""Table definitions (SQLAlchemy Core). Migrations in `migrations/` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC on both backends (SQLite stores no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+parties = sa.Table(
+    "parties",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # INVITED: token A issued, waiting for their POST. REGISTERING: we are
+    # POSTing to them. REGISTERED. UNREGISTERED: DELETE done, kept for history.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("initiated_by_us", sa.Boolean, nullable=False, default=False),
+    sa.Column("versions_url", sa.String(255)),
+    sa.Column("version", sa.String(8)),
+    sa.Column("endpoints", Json),
+    sa.Column("roles", Json),
+    # The token we present to them. It must be kept usable, so it cannot be a hash.
+    sa.Column("token_out", sa.String(64)),
+    sa.Column("allow_raw_token", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Tokens we issued, by SHA-256. Only the hash is kept: the token itself is
+# shown once (token A on invite) or travels once in a Credentials body.
+party_tokens = sa.Table(
+    "party_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("party_id", sa.Integer, sa.ForeignKey("parties.id", ondelete="CASCADE"), nullable=False, index=True),
+    # A: registration only. PENDING: issued during our own POST/PUT, not yet
+    # confirmed by the partner's answer. ACTIVE: the token they call us with.
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+call_log = sa.Table(
+    "call_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    sa.Column("party_id", sa.Integer, index=True),  # no FK: logs outlive partners
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("ocpi_status", sa.Integer),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("correlation_id", sa.String(64)),
+    sa.Column("request_body", sa.Text),
+    sa.Column("response_body", sa.Text),
+    sa.Column("error", sa.Text),
+)
