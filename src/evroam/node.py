@@ -1,0 +1,131 @@
+"""One node object assembles a process from config: database, outbound
+client, call log, handshake, HTTP app and hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+
+from evroam.client.http import new_session
+from evroam.client.ocpi import OcpiClient
+from evroam.config import NodeConfig
+from evroam.hooks import Hooks
+from evroam.parties.handshake import Handshake
+from evroam.server.app import create_app
+from evroam.server.context import ServerContext
+from evroam.store import calllog
+from evroam.store.calllog import CallLog
+from evroam.store.db import create_engine, migrate
+
+log = structlog.get_logger(__name__)
+
+PRUNE_INTERVAL_S = 3600.0
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.engine = create_engine(config.db_url)
+        self.call_log = CallLog(self.engine, body_cap=config.call_log_body_cap)
+        self.hooks = Hooks()
+        self._session = None
+        self.client: OcpiClient | None = None
+        self.handshake: Handshake | None = None
+        self._app: FastAPI | None = None
+        self._server: uvicorn.Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    def on(self, event: Any):  # noqa: ANN201
+        """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
+        return self.hooks.on(event)
+
+    # --- life cycle ----------------------------------------------------------------
+
+    async def start(self) -> Node:
+        """Migrate the database and open the outbound client (no HTTP serving)."""
+        if self._started:
+            return self
+        await migrate(self.engine)
+        self._session = new_session()
+        self.client = OcpiClient(self._session, self.call_log)
+        self.handshake = Handshake(self.config, self.engine, self.client)
+        self.call_log.start()
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._serve_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._serve_task
+            self._server = None
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prune_task
+            self._prune_task = None
+        await self.call_log.stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.engine.dispose()
+        self._started = False
+
+    async def __aenter__(self) -> Node:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- HTTP -------------------------------------------------------------------------
+
+    @property
+    def app(self) -> FastAPI:
+        if self._app is None:
+            assert self.handshake is not None, "start() the node first"
+            ctx = ServerContext(engine=self.engine, public_url=self.config.public_url,
+                                credentials=self.handshake, page_limit=self.config.page_limit)
+            self._app = create_app(ctx, self.call_log)
+        return self._app
+
+    async def serve_in_background(self, sock: socket.socket | None = None) -> None:
+        """Serve HTTP inside the running loop; returns once the socket accepts."""
+        await self.start()
+        config = uvicorn.Config(self.app, host=self.config.host, port=self.config.port, log_level="warning",
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._serve_task = asyncio.create_task(
+            self._server.serve(sockets=[sock] if sock is not None else None), name="uvicorn")
+        self._prune_task = asyncio.create_task(self._prune_loop(), name="call-log-prune")
+        while not self._server.started:
+            if self._serve_task.done():
+                self._serve_task.result()
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def serve_forever(self) -> None:
+        await self.serve_in_background()
+        assert self._serve_task is not None
+        try:
+            await self._serve_task
+        finally:
+            await self.stop()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                removed = await calllog.prune(self.engine, self.config.call_log_retention_days)
+                if removed:
+                    log.info("call_log.pruned", rows=removed, retention_days=self.config.call_log_retention_days)
+            except Exception:
+                log.exception("call_log.prune_failed")
+            await asyncio.sleep(PRUNE_INTERVAL_S)

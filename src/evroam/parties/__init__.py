@@ -1,0 +1,1 @@
+"""Partners, the credentials handshake and tokens."""

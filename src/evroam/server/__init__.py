@@ -1,0 +1,1 @@
+"""Inbound HTTP: one router per module interface."""

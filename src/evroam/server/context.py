@@ -1,0 +1,39 @@
+"""What the server needs from the node that assembles it.
+
+The handshake itself lives in `parties/` (above this layer); the server only
+knows the shape of the service it calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from evroam.ocpi.credentials import Credentials
+from evroam.ocpi.versions import Endpoint
+from evroam.store.parties import Authenticated
+
+
+class CredentialsService(Protocol):
+    def our_credentials(self, token: str) -> Credentials: ...
+
+    async def accept_registration(self, auth: Authenticated, creds: Credentials, version: str) -> Credentials: ...
+
+    async def accept_update(self, auth: Authenticated, creds: Credentials, version: str) -> Credentials: ...
+
+    async def accept_unregistration(self, auth: Authenticated) -> None: ...
+
+
+@dataclass(slots=True)
+class ServerContext:
+    engine: AsyncEngine
+    public_url: str
+    credentials: CredentialsService
+    # Module endpoints published in version details, besides credentials.
+    endpoints: list[Endpoint] = field(default_factory=list)
+    page_limit: int = 100
+
+    def url(self, *path: str) -> str:
+        return "/".join([self.public_url.rstrip("/"), *(p.strip("/") for p in path)])

@@ -1,0 +1,51 @@
+"""Exception handlers: every error becomes an OCPI envelope, never a bare 4xx/500."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evroam.ocpi.base import error_text
+from evroam.ocpi.status import OcpiError, StatusCode
+from evroam.server.responses import ocpi_response
+
+log = structlog.get_logger(__name__)
+
+
+def validation_error_response(exc: ValidationError):  # noqa: ANN201
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return ocpi_response(status_code=StatusCode.CLIENT_ERROR, http_status=400,
+                             status_message="request body is not valid JSON")
+    # Valid JSON addressing an existing resource: no HTTP error (status_codes.asciidoc).
+    return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=error_text(exc))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OcpiError)
+    async def _ocpi_error(request: Request, exc: OcpiError):  # noqa: ANN202
+        request.state.ocpi_status = exc.status_code
+        return ocpi_response(exc.data, status_code=exc.status_code, status_message=exc.message,
+                             http_status=exc.http_status)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(request: Request, exc: ValidationError):  # noqa: ANN202
+        return validation_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        msgs = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
+        return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=msgs)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
+        return ocpi_response(status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
+                             http_status=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # noqa: ANN202
+        log.exception("server.unhandled", path=request.url.path)
+        return ocpi_response(status_code=StatusCode.SERVER_ERROR, status_message="internal error",
+                             http_status=500)

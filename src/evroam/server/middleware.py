@@ -1,0 +1,92 @@
+"""ASGI middleware: request/correlation ids, trailing slashes, the call log.
+
+Written as plain ASGI (not BaseHTTPMiddleware) to stay off the hot path's back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from evroam.store.calllog import CallLog, CallRecord, redact
+
+
+class OcpiMiddleware:
+    def __init__(self, app, call_log: CallLog | None = None, log_prefix: str = "/ocpi") -> None:  # noqa: ANN001
+        self.app = app
+        self.call_log = call_log
+        self.log_prefix = log_prefix
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        # Partners' clients do not follow redirects during registration, so
+        # both forms of a path are served directly.
+        if len(path) > 1 and path.endswith("/"):
+            scope["path"] = path = path.rstrip("/") or "/"
+        req_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = req_headers.get("x-request-id") or str(uuid.uuid4())
+        correlation_id = req_headers.get("x-correlation-id") or str(uuid.uuid4())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["correlation_id"] = correlation_id
+        logged = self.call_log is not None and path.startswith(self.log_prefix)
+        req_body = bytearray()
+        resp_body = bytearray()
+        status_holder: list[int] = []
+        cap = self.call_log.body_cap if self.call_log else 0
+
+        async def receive_wrapper():  # noqa: ANN202
+            message = await receive()
+            if logged and message["type"] == "http.request" and len(req_body) <= cap:
+                req_body.extend(message.get("body", b""))
+            return message
+
+        async def send_wrapper(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                status_holder.append(message["status"])
+                hdrs = [(k, v) for k, v in message.get("headers", [])
+                        if k.lower() not in (b"x-request-id", b"x-correlation-id")]
+                hdrs.append((b"x-request-id", request_id.encode("latin-1")))
+                hdrs.append((b"x-correlation-id", correlation_id.encode("latin-1")))
+                message = {**message, "headers": hdrs}
+            elif message["type"] == "http.response.body" and logged and len(resp_body) <= cap:
+                resp_body.extend(message.get("body", b""))
+            await send(message)
+
+        started = time.perf_counter()
+        error = None
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if logged:
+                query = scope.get("query_string", b"").decode("latin-1")
+                self.call_log.record(CallRecord(
+                    direction="in",
+                    method=scope["method"],
+                    url=path + ("?" + query if query else ""),
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    http_status=status_holder[0] if status_holder else None,
+                    ocpi_status=state.get("ocpi_status") or _status_code_of(resp_body),
+                    party_id=state.get("party_id"),
+                    request_id=request_id,
+                    correlation_id=correlation_id,
+                    request_body=redact(bytes(req_body), cap),
+                    response_body=redact(bytes(resp_body), cap),
+                    error=error,
+                ))
+
+
+def _status_code_of(body: bytearray) -> int | None:
+    # The envelope puts status_code after data; find it without parsing the body.
+    idx = body.rfind(b'"status_code":')
+    if idx < 0:
+        return None
+    digits = body[idx + 14: idx + 19].strip()
+    num = bytes(d for d in digits if 48 <= d <= 57)
+    return int(num) if num else None
