@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.types import LanguageCode, NonNegativeNumber, String
+from evroam.ocpi.types import LanguageCode, Number, String
 
 
 class DisplayText(OcpiModel):
@@ -14,8 +14,9 @@ class DisplayText(OcpiModel):
 
 
 class Price(OcpiModel):
-    excl_vat: NonNegativeNumber
-    incl_vat: NonNegativeNumber | None = None
+    # Not non-negative: a credit CDR negates its totals (mod_cdrs, "Credit CDRs").
+    excl_vat: Number
+    incl_vat: Number | None = None
 
 
 class Role(StrEnum):

@@ -172,7 +172,9 @@ NonNegativeNumber = Annotated[Number, AfterValidator(_non_negative)]
 
 # --- geo -------------------------------------------------------------------------
 
-Latitude = Annotated[str, StringConstraints(strict=True, max_length=10, pattern=r"^-?[0-9]{1,2}\.[0-9]{5,7}$")]
-Longitude = Annotated[str, StringConstraints(strict=True, max_length=11, pattern=r"^-?[0-9]{1,3}\.[0-9]{5,7}$")]
+# The spec says string(10)/string(11) but its own pattern admits one more
+# character ("-33.8688197"); the pattern is the stricter, intended rule.
+Latitude = Annotated[str, StringConstraints(strict=True, pattern=r"^-?[0-9]{1,2}\.[0-9]{5,7}$")]
+Longitude = Annotated[str, StringConstraints(strict=True, pattern=r"^-?[0-9]{1,3}\.[0-9]{5,7}$")]
 
 NonEmptyList = Field(min_length=1)
