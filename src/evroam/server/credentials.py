@@ -8,6 +8,7 @@ from evroam.ocpi.credentials import Credentials
 from evroam.ocpi.status import method_not_allowed
 from evroam.ocpi.versions import VersionNumber
 from evroam.server.auth import authenticate
+from evroam.server.body import parse_body
 from evroam.server.context import ServerContext
 from evroam.server.responses import ocpi_response
 from evroam.store import parties as repo
@@ -24,8 +25,7 @@ def _registered(auth: Authenticated) -> bool:
 
 
 async def _body(request: Request) -> Credentials:
-    # Parsed by hand so broken JSON (400) and an invalid object (2001) differ.
-    return Credentials.from_wire(await request.body())
+    return await parse_body(request, Credentials)
 
 
 @router.get(PATH)
