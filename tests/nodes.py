@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,19 +16,14 @@ from pathlib import Path
 import pytest
 
 from evroam.config import NodeConfig, RoleConfig
-from evroam.node import Node
+from evroam.node import Node, bind_socket
 from evroam.ocpi.common import Role
 
 PG_ADMIN_DSN = os.environ.get("EVROAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def bind_loopback() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+    return bind_socket("127.0.0.1", 0)
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0,

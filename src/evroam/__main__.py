@@ -1,0 +1,3 @@
+from evroam.cli import app
+
+app(prog_name="evroam")

@@ -1,0 +1,1 @@
+"""`make demo`: evroam nodes talking to each other on loopback."""
