@@ -47,6 +47,11 @@ class NodeConfig:
     call_log_retention_days: int = 90
     call_log_body_cap: int = 16384
     page_limit: int = 100
+    # Deliveries and scheduled pulls run inside `serve` unless turned off
+    # (then `evroam worker` runs them, e.g. several processes on PostgreSQL).
+    run_workers: bool = True
+    delivery_max_attempts: int = 12
+    delivery_backoff_s: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -94,5 +99,8 @@ class NodeConfig:
             call_log_retention_days=int(os.environ.get("EVROAM_CALL_LOG_RETENTION_DAYS",
                                                        doc.get("call_log_retention_days", 90))),
             page_limit=int(doc.get("page_limit", 100)),
+            run_workers=bool(doc.get("run_workers", True)),
+            delivery_max_attempts=int(doc.get("delivery_max_attempts", 12)),
+            delivery_backoff_s=float(doc.get("delivery_backoff_s", 1.0)),
         )
         return cfg

@@ -15,13 +15,20 @@ from fastapi import FastAPI
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
-from evroam.hooks import Hooks
+from evroam.server.hooks import Hooks
+from evroam.ocpi.base import OcpiModel
+from evroam.ocpi.modules import OBJECT_MODULES, ObjectModule
 from evroam.parties.handshake import Handshake
 from evroam.server.app import create_app
 from evroam.server.context import ServerContext
 from evroam.store import calllog
 from evroam.store.calllog import CallLog
 from evroam.store.db import create_engine, migrate
+from evroam.store import parties as party_repo
+from evroam.store.parties import Party
+from evroam.sync.delivery import DeliveryWorker
+from evroam.sync.publish import publish
+from evroam.sync.pull import PullResult, pull
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +66,7 @@ class Node:
         self._serve_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
+        self.delivery: DeliveryWorker | None = None
 
     def on(self, event: Any):  # noqa: ANN201
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
@@ -74,11 +82,15 @@ class Node:
         self._session = new_session()
         self.client = OcpiClient(self._session, self.call_log)
         self.handshake = Handshake(self.config, self.engine, self.client)
+        self.delivery = DeliveryWorker(self.engine, self.client, max_attempts=self.config.delivery_max_attempts,
+                                       base_backoff_s=self.config.delivery_backoff_s)
         self.call_log.start()
         self._started = True
         return self
 
     async def stop(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop()
         if self._server is not None:
             self._server.should_exit = True
             if self._serve_task is not None:
@@ -110,7 +122,9 @@ class Node:
         if self._app is None:
             assert self.handshake is not None, "start() the node first"
             ctx = ServerContext(engine=self.engine, public_url=self.config.public_url,
-                                credentials=self.handshake, page_limit=self.config.page_limit)
+                                credentials=self.handshake, page_limit=self.config.page_limit, hooks=self.hooks,
+                                roles=[(r.role, r.country_code.upper(), r.party_id.upper())
+                                       for r in self.config.roles])
             self._app = create_app(ctx, self.call_log)
         return self._app
 
@@ -124,6 +138,8 @@ class Node:
             sock = bind_socket(self.config.host, self.config.port)
         self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
         self._prune_task = asyncio.create_task(self._prune_loop(), name="call-log-prune")
+        if self.config.run_workers:
+            self.start_workers()
         while not self._server.started:
             if self._serve_task.done():
                 self._serve_task.result()
@@ -137,6 +153,35 @@ class Node:
             await self._serve_task
         finally:
             await self.stop()
+
+    # --- our own objects and sync ----------------------------------------------------------
+
+    def start_workers(self) -> None:
+        """Delivery (and later scheduled pulls) in this process."""
+        assert self.delivery is not None, "start() the node first"
+        self.delivery.start()
+
+    async def publish(self, module: ObjectModule | str, obj: OcpiModel, *, patch: dict | None = None,
+                      sub_path: str | None = None) -> bool:
+        """Store one of our objects and queue it for every partner receiving
+        that module, in one transaction. Returns True if it was created."""
+        module = OBJECT_MODULES[module] if isinstance(module, str) else module
+        async with self.engine.begin() as conn:
+            _, created = await publish(conn, module, obj, patch=patch, sub_path=sub_path)
+        if self.delivery is not None:
+            self.delivery.notify()
+        return created
+
+    async def party(self, name: str) -> Party:
+        async with self.engine.connect() as conn:
+            p = await party_repo.by_name(conn, name)
+        if p is None:
+            raise KeyError(f"no partner named {name!r}")
+        return p
+
+    async def pull(self, partner: str, module: str, *, full: bool = False) -> PullResult:
+        assert self.client is not None, "start() the node first"
+        return await pull(self.engine, self.client, await self.party(partner), module, full=full, hooks=self.hooks)
 
     async def _prune_loop(self) -> None:
         while True:

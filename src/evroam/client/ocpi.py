@@ -94,6 +94,7 @@ class OcpiClient:
         routing: Routing | None = None,
         correlation_id: str | None = None,
         params: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> OcpiResult:
         request_id = H.new_id()
         hdrs = {
@@ -104,9 +105,10 @@ class OcpiClient:
         }
         if routing is not None:
             hdrs.update(routing.headers())
-        payload: bytes | None = None
+        payload: bytes | None = content
         if body is not None:
             payload = body.to_json_bytes() if isinstance(body, OcpiModel) else dumps(body)
+        if payload is not None:
             hdrs["Content-Type"] = "application/json"
         rec = CallRecord(direction="out", method=method, url=url, duration_ms=0.0, party_id=party_id,
                          request_id=request_id, correlation_id=hdrs["X-Correlation-ID"])

@@ -2,28 +2,67 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from evroam.server import credentials, errors, versions
+from evroam.ocpi.modules import INTERFACES
+from evroam.ocpi.versions import Endpoint, InterfaceRole, VersionNumber
+from evroam.server import (
+    cdrs,
+    chargingprofiles,
+    commands,
+    credentials,
+    errors,
+    locations,
+    sessions,
+    tariffs,
+    tokens,
+    versions,
+)
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
 from evroam.server.middleware import OcpiMiddleware
 from evroam.store.calllog import CallLog
 
+V = VersionNumber.V2_2_1.value
+
+# module id -> (Sender router, Receiver router); one router per interface.
+MODULE_ROUTERS: dict[str, tuple[APIRouter, APIRouter]] = {
+    "locations": (locations.sender, locations.receiver),
+    "tariffs": (tariffs.sender, tariffs.receiver),
+    "sessions": (sessions.sender, sessions.receiver),
+    "cdrs": (cdrs.sender, cdrs.receiver),
+    "tokens": (tokens.sender, tokens.receiver),
+    "commands": (commands.sender, commands.receiver),
+    "chargingprofiles": (chargingprofiles.sender, chargingprofiles.receiver),
+}
+
+
+def interfaces_for(ctx: ServerContext) -> list[tuple[str, InterfaceRole]]:
+    """The (module, interface) pairs our roles implement, in a stable order."""
+    wanted: list[tuple[str, InterfaceRole]] = []
+    for role, _, _ in ctx.roles:
+        for module, iface in INTERFACES.get(role, {}).items():
+            if (module, iface) not in wanted and module in MODULE_ROUTERS:
+                wanted.append((module, iface))
+    return wanted
+
 
 def create_app(ctx: ServerContext, call_log: CallLog | None = None) -> FastAPI:
-    app = FastAPI(
-        title="evroam",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        redirect_slashes=False,
-    )
+    app = FastAPI(title="evroam", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.ctx = ctx
     app.state.engine = ctx.engine
     app.state.unknown_fields = UnknownFieldLog()
     errors.install(app)
     app.include_router(versions.router)
     app.include_router(credentials.router)
+    ctx.endpoints = []
+    for module, iface in interfaces_for(ctx):
+        sender, receiver = MODULE_ROUTERS[module]
+        router = sender if iface == InterfaceRole.SENDER else receiver
+        if not router.routes:  # an interface with nothing to serve is not published
+            continue
+        path = f"/ocpi/{V}/{iface.value.lower()}/{module}"
+        app.include_router(router, prefix=path)
+        ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.url(path)))
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     return app

@@ -11,8 +11,10 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evroam.ocpi.common import Role
 from evroam.ocpi.credentials import Credentials
 from evroam.ocpi.versions import Endpoint
+from evroam.server.hooks import Hooks
 from evroam.store.parties import Authenticated
 
 
@@ -34,6 +36,12 @@ class ServerContext:
     # Module endpoints published in version details, besides credentials.
     endpoints: list[Endpoint] = field(default_factory=list)
     page_limit: int = 100
+    hooks: Hooks = field(default_factory=Hooks)
+    # Our own roles as (role, COUNTRY, PARTY) upper-cased.
+    roles: list[tuple[Role, str, str]] = field(default_factory=list)
+
+    def our_keys(self, role: Role) -> set[tuple[str, str]]:
+        return {(cc, pid) for r, cc, pid in self.roles if r == role}
 
     def url(self, *path: str) -> str:
         return "/".join([self.public_url.rstrip("/"), *(p.strip("/") for p in path)])

@@ -91,3 +91,75 @@ call_log = sa.Table(
     sa.Column("response_body", sa.Text),
     sa.Column("error", sa.Text),
 )
+
+# OCPI objects as documents with indexed keys. owner_id 0 = ours; otherwise the
+# partner we received it from. Keys are stored upper-cased for CiString lookup
+# next to the values as received (inside `data`).
+OURS = 0
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("module", sa.String(24), nullable=False),
+    sa.Column("owner_id", sa.Integer, nullable=False),
+    sa.Column("cc_key", sa.String(2), nullable=False),
+    sa.Column("pid_key", sa.String(3), nullable=False),
+    sa.Column("oid_key", sa.String(39), nullable=False),
+    # Tokens are identified by uid AND type; empty for every other module.
+    sa.Column("type_key", sa.String(16), nullable=False, default=""),
+    sa.Column("last_updated", UTCDateTime, nullable=False),
+    # Canonical JSON as we serialised it after validation: list endpoints
+    # splice these bytes into the response without parsing them again.
+    sa.Column("data", sa.Text, nullable=False),
+    # The counterparty an object concerns (CDR/Session: the token's eMSP),
+    # "CCPID" upper-cased, so a Sender shows each partner only its own.
+    sa.Column("ref_key", sa.String(5)),
+    # Set when a full pull no longer returns it: kept, but no longer valid.
+    sa.Column("stale", sa.Boolean, nullable=False, default=False),
+    # Free-form state of our own about the object (e.g. CDR ACCEPTED/DISPUTED).
+    sa.Column("status", sa.String(24)),
+    sa.Column("note", sa.Text),
+    sa.UniqueConstraint("module", "owner_id", "cc_key", "pid_key", "oid_key", "type_key"),
+    sa.Index("ix_objects_listing", "module", "owner_id", "last_updated", "id"),
+)
+
+# Durable delivery of our changes to partners. One PENDING row per
+# (partner, object): later changes coalesce into it, and the worker sends the
+# object's state as it is at send time, so a stale version is never replayed.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("party_id", sa.Integer, sa.ForeignKey("parties.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("module", sa.String(24), nullable=False),
+    sa.Column("object_pk", sa.Integer, sa.ForeignKey("objects.id", ondelete="CASCADE"), nullable=False),
+    # PUT, PATCH (small changes: only `patch` is sent) or POST (CDRs).
+    sa.Column("method", sa.String(6), nullable=False),
+    sa.Column("patch", Json),
+    sa.Column("sub_path", sa.String(80)),  # e.g. an EVSE uid for an EVSE status PATCH
+    sa.Column("seq", sa.Integer, nullable=False, default=1),
+    sa.Column("status", sa.String(8), nullable=False),  # PENDING | DEAD
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+    sa.Index("uq_outbox_pending", "party_id", "object_pk", unique=True,
+             sqlite_where=sa.text("status = 'PENDING'"), postgresql_where=sa.text("status = 'PENDING'")),
+)
+
+# Per partner and module: when the last successful pull started, for delta sync.
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("party_id", sa.Integer, sa.ForeignKey("parties.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("module", sa.String(24), primary_key=True),
+    sa.Column("last_success_start", UTCDateTime),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("objects_seen", sa.Integer),
+)

@@ -1,0 +1,8 @@
+"""Chargingprofiles module: Sender and Receiver routers (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+sender = APIRouter()
+receiver = APIRouter()

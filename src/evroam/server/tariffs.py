@@ -1,0 +1,34 @@
+"""Tariffs module (mod_tariffs.asciidoc): Sender (CPO) and Receiver (eMSP) routers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from evroam.ocpi.modules import TARIFFS
+from evroam.server import objects as common
+from evroam.server.hooks import Received
+
+sender = APIRouter()
+receiver = APIRouter()
+
+
+@sender.get("")
+async def get_tariffs(request: Request):  # noqa: ANN201
+    return await common.sender_list(request, TARIFFS)
+
+
+@receiver.get("/{country_code}/{party_id}/{tariff_id}")
+async def get_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+    return await common.receiver_get(request, TARIFFS, country_code, party_id, tariff_id)
+
+
+@receiver.put("/{country_code}/{party_id}/{tariff_id}")
+async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+    response, obj, party = await common.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
+    await common.ctx_of(request).hooks.fire(Received.TARIFF, obj, party)
+    return response
+
+
+@receiver.delete("/{country_code}/{party_id}/{tariff_id}")
+async def delete_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+    return await common.receiver_delete(request, TARIFFS, country_code, party_id, tariff_id)

@@ -1,0 +1,174 @@
+"""Repository of OCPI objects stored as documents with indexed keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from evroam.ocpi.types import ci_key
+from evroam.store.tables import OURS, objects
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """Identity of a stored object. CiString parts compare case-insensitively."""
+
+    module: str
+    owner_id: int
+    country_code: str
+    party_id: str
+    object_id: str
+    type: str = ""
+
+    @property
+    def cc(self) -> str:
+        return ci_key(self.country_code)
+
+    @property
+    def pid(self) -> str:
+        return ci_key(self.party_id)
+
+    @property
+    def oid(self) -> str:
+        return ci_key(self.object_id)
+
+    def where(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            objects.c.module == self.module,
+            objects.c.owner_id == self.owner_id,
+            objects.c.cc_key == self.cc,
+            objects.c.pid_key == self.pid,
+            objects.c.oid_key == self.oid,
+            objects.c.type_key == self.type,
+        )
+
+
+@dataclass(slots=True)
+class Stored:
+    pk: int
+    data: str
+    last_updated: datetime
+    stale: bool
+    status: str | None
+    note: str | None
+
+
+_COLS = (objects.c.id, objects.c.data, objects.c.last_updated, objects.c.stale, objects.c.status, objects.c.note)
+
+
+def _stored(row: sa.Row) -> Stored:
+    return Stored(row.id, row.data, row.last_updated, row.stale, row.status, row.note)
+
+
+async def get(conn: AsyncConnection, key: ObjectKey, *, for_update: bool = False) -> Stored | None:
+    stmt = sa.select(*_COLS).where(key.where())
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return _stored(row) if row else None
+
+
+async def get_by_pk(conn: AsyncConnection, pk: int) -> Stored | None:
+    row = (await conn.execute(sa.select(*_COLS).where(objects.c.id == pk))).first()
+    return _stored(row) if row else None
+
+
+async def find_any_owner(conn: AsyncConnection, module: str, object_id: str, owner_id: int = OURS) -> Stored | None:
+    """Our object by id alone (Sender GET one: the URL has no cc/pid)."""
+    row = (await conn.execute(
+        sa.select(*_COLS).where(objects.c.module == module, objects.c.owner_id == owner_id,
+                                objects.c.oid_key == ci_key(object_id)).order_by(objects.c.id).limit(1)
+    )).first()
+    return _stored(row) if row else None
+
+
+async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
+                 ref_key: str | None = None, status: str | None = None, note: str | None = None) -> tuple[int, bool]:
+    """Insert or replace; returns (pk, created). Clears `stale`."""
+    values = {"data": data, "last_updated": last_updated, "stale": False, "ref_key": ref_key}
+    if status is not None:
+        values["status"] = status
+        values["note"] = note
+    for _ in range(2):
+        row = (await conn.execute(sa.select(objects.c.id).where(key.where()))).first()
+        if row is not None:
+            await conn.execute(objects.update().where(objects.c.id == row.id).values(**values))
+            return row.id, False
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(objects.insert().values(
+                    module=key.module, owner_id=key.owner_id, cc_key=key.cc, pid_key=key.pid, oid_key=key.oid,
+                    type_key=key.type, **values))
+            return int(result.inserted_primary_key[0]), True
+        except IntegrityError:
+            continue  # a concurrent writer inserted it first: update instead
+    raise RuntimeError(f"could not upsert {key}")
+
+
+async def set_status(conn: AsyncConnection, pk: int, status: str, note: str | None = None) -> None:
+    await conn.execute(objects.update().where(objects.c.id == pk).values(status=status, note=note))
+
+
+def _filters(module: str, owner_id: int | None, date_from: datetime | None, date_to: datetime | None,
+             ref_keys: Iterable[str] | None, status: str | None) -> list[sa.ColumnElement[bool]]:
+    conds = [objects.c.module == module]
+    if owner_id is not None:
+        conds.append(objects.c.owner_id == owner_id)
+    if date_from is not None:
+        conds.append(objects.c.last_updated >= date_from)
+    if date_to is not None:
+        conds.append(objects.c.last_updated < date_to)
+    if ref_keys is not None:
+        conds.append(objects.c.ref_key.in_(list(ref_keys)))
+    if status is not None:
+        conds.append(objects.c.status == status)
+    return conds
+
+
+async def page(conn: AsyncConnection, module: str, owner_id: int | None, *, offset: int, limit: int,
+               date_from: datetime | None = None, date_to: datetime | None = None,
+               ref_keys: Iterable[str] | None = None, status: str | None = None,
+               include_stale: bool = True) -> tuple[list[str], int]:
+    """One page of documents (as stored JSON text) and the total count, in
+    creation order so the same URL gives the same page."""
+    conds = _filters(module, owner_id, date_from, date_to, ref_keys, status)
+    if not include_stale:
+        conds.append(objects.c.stale.is_(False))
+    total = (await conn.execute(sa.select(sa.func.count()).select_from(objects).where(*conds))).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = (await conn.execute(
+        sa.select(objects.c.data).where(*conds).order_by(objects.c.id).offset(offset).limit(limit)
+    )).scalars().all()
+    return list(rows), total
+
+
+async def all_pks(conn: AsyncConnection, module: str, owner_id: int) -> set[int]:
+    rows = await conn.execute(sa.select(objects.c.id).where(objects.c.module == module,
+                                                            objects.c.owner_id == owner_id))
+    return set(rows.scalars().all())
+
+
+async def mark_stale(conn: AsyncConnection, pks: Iterable[int]) -> int:
+    pks = list(pks)
+    if not pks:
+        return 0
+    n = 0
+    for i in range(0, len(pks), 500):
+        result = await conn.execute(objects.update().where(objects.c.id.in_(pks[i:i + 500])).values(stale=True))
+        n += result.rowcount or 0
+    return n
+
+
+def splice(docs: list[str]) -> bytes:
+    """A JSON array of stored documents, without parsing them."""
+    return ("[" + ",".join(docs) + "]").encode("utf-8")
+
+
+async def delete(conn: AsyncConnection, pk: int) -> None:
+    await conn.execute(objects.delete().where(objects.c.id == pk))

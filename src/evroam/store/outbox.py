@@ -1,0 +1,151 @@
+"""The delivery outbox: written in the same transaction as the object itself.
+
+Coalescing: one PENDING row per (partner, object). A later change bumps its
+`seq` and, if it needs more than the pending PATCH, upgrades it to PUT. The
+worker reads the object's state at send time and removes the row only if `seq`
+did not move meanwhile, so the newest state is always delivered last.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from evroam.ocpi.types import utcnow
+from evroam.store.tables import outbox
+
+PENDING = "PENDING"
+DEAD = "DEAD"
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: int
+    party_id: int
+    module: str
+    object_pk: int
+    method: str
+    patch: dict[str, Any] | None
+    sub_path: str | None
+    seq: int
+    attempts: int
+
+
+def _insert(conn: AsyncConnection):  # noqa: ANN202
+    return pg_insert(outbox) if conn.dialect.name == "postgresql" else sqlite_insert(outbox)
+
+
+async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: int, method: str,
+                  patch: dict[str, Any] | None = None, sub_path: str | None = None) -> None:
+    now = utcnow()
+    ins = _insert(conn).values(
+        party_id=party_id, module=module, object_pk=object_pk, method=method, patch=patch, sub_path=sub_path,
+        seq=1, status=PENDING, attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
+    )
+    ex = ins.excluded
+    # Coalesce: a PATCH folds into a pending PATCH of the same sub-object;
+    # anything else becomes a PUT of the whole (latest) object.
+    same_patch = sa.and_(outbox.c.method == "PATCH", ex.method == "PATCH",
+                         sa.func.coalesce(outbox.c.sub_path, "") == sa.func.coalesce(ex.sub_path, ""))
+    stmt = ins.on_conflict_do_update(
+        index_elements=[outbox.c.party_id, outbox.c.object_pk],
+        index_where=sa.text("status = 'PENDING'"),
+        set_={
+            "seq": outbox.c.seq + 1,
+            "method": sa.case((same_patch, "PATCH"), (outbox.c.method == "POST", "POST"), else_="PUT"),
+            "patch": sa.case((same_patch, ex.patch), else_=sa.null()),
+            "sub_path": sa.case((same_patch, ex.sub_path), else_=sa.null()),
+            "next_attempt_at": sa.func.least(outbox.c.next_attempt_at, ex.next_attempt_at)
+            if conn.dialect.name == "postgresql" else sa.func.min(outbox.c.next_attempt_at, ex.next_attempt_at),
+            "updated_at": ex.updated_at,
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def claim(conn: AsyncConnection, worker: str, batch: int = 50, lease_s: float = 60.0) -> list[Delivery]:
+    """Claim due rows for this worker. On PostgreSQL several processes claim
+    concurrently (SKIP LOCKED); SQLite serialises writers, so one process."""
+    now = utcnow()
+    due = sa.and_(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+                  sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now))
+    sel = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(batch)
+    if conn.dialect.name == "postgresql":
+        sel = sel.with_for_update(skip_locked=True)
+    ids = list((await conn.execute(sel)).scalars().all())
+    if not ids:
+        return []
+    rows = (await conn.execute(
+        outbox.update().where(outbox.c.id.in_(ids), due)
+        .values(claimed_until=now + timedelta(seconds=lease_s), claimed_by=worker)
+        .returning(outbox.c.id, outbox.c.party_id, outbox.c.module, outbox.c.object_pk, outbox.c.method,
+                   outbox.c.patch, outbox.c.sub_path, outbox.c.seq, outbox.c.attempts)
+    )).all()
+    return [Delivery(*r) for r in sorted(rows, key=lambda r: r.id)]
+
+
+async def complete(conn: AsyncConnection, d: Delivery) -> bool:
+    """Remove the row if nothing changed while it was in flight; otherwise
+    release it so the newer state goes out next. Returns True if removed."""
+    result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == d.seq))
+    if result.rowcount:
+        return True
+    await conn.execute(outbox.update().where(outbox.c.id == d.id)
+                       .values(claimed_until=None, claimed_by=None, next_attempt_at=utcnow()))
+    return False
+
+
+def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap_s, base_s * (2 ** max(0, attempts - 1))))
+
+
+async def fail(conn: AsyncConnection, d: Delivery, error: str, max_attempts: int, base_s: float = 1.0) -> str:
+    attempts = d.attempts + 1
+    status = DEAD if attempts >= max_attempts else PENDING
+    when = utcnow() + timedelta(seconds=backoff(attempts, base_s))
+    await conn.execute(outbox.update().where(outbox.c.id == d.id).values(
+        attempts=attempts, status=status, next_attempt_at=when, claimed_until=None, claimed_by=None,
+        last_error=error[:2000], updated_at=utcnow()))
+    return status
+
+
+async def retry_dead(conn: AsyncConnection, party_id: int | None = None) -> int:
+    """Put dead letters back in line (on operator demand). If the object has
+    a newer pending row already, the dead one is redundant and dropped."""
+    conds = [outbox.c.status == DEAD]
+    if party_id is not None:
+        conds.append(outbox.c.party_id == party_id)
+    dead = (await conn.execute(sa.select(outbox.c.id, outbox.c.party_id, outbox.c.object_pk).where(*conds))).all()
+    n = 0
+    for row in dead:
+        twin = (await conn.execute(sa.select(outbox.c.id).where(
+            outbox.c.status == PENDING, outbox.c.party_id == row.party_id, outbox.c.object_pk == row.object_pk))).first()
+        if twin:
+            await conn.execute(outbox.delete().where(outbox.c.id == row.id))
+        else:
+            await conn.execute(outbox.update().where(outbox.c.id == row.id).values(
+                status=PENDING, attempts=0, next_attempt_at=utcnow(), last_error=None))
+        n += 1
+    return n
+
+
+async def counts(conn: AsyncConnection) -> dict[tuple[int, str], int]:
+    """(party_id, status) → rows, for `partners status`."""
+    rows = (await conn.execute(sa.select(outbox.c.party_id, outbox.c.status, sa.func.count())
+                               .group_by(outbox.c.party_id, outbox.c.status))).all()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+async def oldest_pending(conn: AsyncConnection) -> dict[int, datetime]:
+    """Per partner, the oldest undelivered change: the basis of sync lag."""
+    rows = (await conn.execute(sa.select(outbox.c.party_id, sa.func.min(outbox.c.created_at))
+                               .where(outbox.c.status == PENDING).group_by(outbox.c.party_id))).all()
+    return {r[0]: r[1] for r in rows}

@@ -1,0 +1,1 @@
+"""Delivery outbox, its workers, scheduled pulls and lag tracking."""

@@ -1,0 +1,55 @@
+"""Publishing our own objects: the object and its deliveries are written in
+one transaction, so a change is never stored without being queued (or queued
+without being stored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from evroam.ocpi.base import OcpiModel
+from evroam.ocpi.modules import ObjectModule
+from evroam.ocpi.types import ci_key
+from evroam.store import objects, outbox
+from evroam.store import parties as party_repo
+from evroam.store.objects import ObjectKey
+from evroam.store.parties import Party
+from evroam.store.tables import OURS
+
+
+def object_key(module: ObjectModule, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
+    type_ = getattr(obj, "type").value if module.typed else ""
+    return ObjectKey(module.id, owner_id, obj.country_code, obj.party_id, getattr(obj, module.id_field), type_)
+
+
+def ref_key(module: ObjectModule, obj: OcpiModel) -> str | None:
+    """The eMSP a Session or CDR concerns: only that partner may see it."""
+    token = getattr(obj, "cdr_token", None)
+    if module.id in ("sessions", "cdrs") and token is not None:
+        return ci_key(token.country_code + token.party_id)
+    return None
+
+
+def wants(party: Party, module: str, ref: str | None) -> bool:
+    if party.status != party_repo.REGISTERED or not party.endpoint_url(module, "RECEIVER"):
+        return False
+    if ref is None:
+        return True
+    return any(ci_key(r["country_code"] + r["party_id"]) == ref for r in party.roles or ())
+
+
+async def publish(conn: AsyncConnection, module: ObjectModule, obj: OcpiModel, *,
+                  patch: dict[str, Any] | None = None, sub_path: str | None = None) -> tuple[int, bool]:
+    """Store one of our objects and queue it for every partner that receives
+    this module. `patch` marks a small change sent as PATCH (e.g. EVSE status);
+    otherwise the whole object goes out as PUT (POST for CDRs)."""
+    ref = ref_key(module, obj)
+    pk, created = await objects.upsert(conn, object_key(module, obj), obj.to_json_bytes().decode(),
+                                       obj.last_updated, ref_key=ref)
+    method = "POST" if module.immutable else ("PATCH" if patch is not None and not created else "PUT")
+    for party in await party_repo.list_all(conn):
+        if wants(party, module.id, ref):
+            await outbox.enqueue(conn, party.id, module.id, pk, method,
+                                 patch if method == "PATCH" else None, sub_path if method == "PATCH" else None)
+    return pk, created
