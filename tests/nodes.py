@@ -95,7 +95,8 @@ class Cluster:
         self.tmp_path = tmp_path
         self.nodes: list[Node] = []
 
-    async def node(self, name: str, roles: list[tuple[str, str, str]], *, serve: bool = True) -> Node:
+    async def node(self, name: str, roles: list[tuple[str, str, str]], *, serve: bool = True,
+                   **settings: object) -> Node:
         sock = bind_loopback()
         port = sock.getsockname()[1]
         cfg = NodeConfig(
@@ -106,6 +107,8 @@ class Cluster:
             db=await self.dbs.new(name),
             port=port,
         )
+        for k, v in settings.items():
+            setattr(cfg, k, v)
         cfg.home.mkdir(parents=True, exist_ok=True)
         node = Node(cfg)
         self.nodes.append(node)
@@ -115,6 +118,18 @@ class Cluster:
             sock.close()
             await node.start()
         return node
+
+    async def restart(self, node: Node, before_serve: Callable[[Node], None] | None = None) -> Node:
+        """Stop a node and start a fresh process-equivalent on the same home,
+        database and port (its partners know it by that URL)."""
+        await node.stop()
+        self.nodes.remove(node)
+        fresh = Node(node.config)
+        self.nodes.append(fresh)
+        if before_serve is not None:
+            before_serve(fresh)
+        await fresh.serve_in_background(bind_socket("127.0.0.1", node.config.port))
+        return fresh
 
     async def close(self) -> None:
         for node in reversed(self.nodes):

@@ -52,6 +52,20 @@ class NodeConfig:
     run_workers: bool = True
     delivery_max_attempts: int = 12
     delivery_backoff_s: float = 1.0
+    delivery_backoff_cap_s: float = 3600.0
+    # Scheduled pulls (sync/scheduler.py): delta every pull_interval_s (±10 %),
+    # full every full_pull_interval_s; a new partner's first after the delay.
+    pull_interval_s: float = 3 * 3600.0
+    full_pull_interval_s: float = 24 * 3600.0
+    pull_initial_delay_s: float = 60.0
+    # Sync-lag monitoring (sync/lag.py): alert when a partner is this far behind.
+    lag_alert_s: float = 60.0
+    lag_check_s: float = 5.0
+    # GET /metrics (Prometheus text format, unauthenticated): opt in.
+    metrics: bool = False
+    # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
+    # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
+    admin_token: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -71,6 +85,16 @@ class NodeConfig:
             "port": self.port,
             "call_log_retention_days": self.call_log_retention_days,
             "page_limit": self.page_limit,
+            "run_workers": self.run_workers,
+            "delivery_max_attempts": self.delivery_max_attempts,
+            "delivery_backoff_s": self.delivery_backoff_s,
+            "delivery_backoff_cap_s": self.delivery_backoff_cap_s,
+            "pull_interval_s": self.pull_interval_s,
+            "full_pull_interval_s": self.full_pull_interval_s,
+            "pull_initial_delay_s": self.pull_initial_delay_s,
+            "lag_alert_s": self.lag_alert_s,
+            "lag_check_s": self.lag_check_s,
+            "metrics": self.metrics,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -102,5 +126,12 @@ class NodeConfig:
             run_workers=bool(doc.get("run_workers", True)),
             delivery_max_attempts=int(doc.get("delivery_max_attempts", 12)),
             delivery_backoff_s=float(doc.get("delivery_backoff_s", 1.0)),
+            delivery_backoff_cap_s=float(doc.get("delivery_backoff_cap_s", 3600.0)),
+            pull_interval_s=float(doc.get("pull_interval_s", 3 * 3600.0)),
+            full_pull_interval_s=float(doc.get("full_pull_interval_s", 24 * 3600.0)),
+            pull_initial_delay_s=float(doc.get("pull_initial_delay_s", 60.0)),
+            lag_alert_s=float(doc.get("lag_alert_s", 60.0)),
+            lag_check_s=float(doc.get("lag_check_s", 5.0)),
+            metrics=bool(doc.get("metrics", False)),
         )
         return cfg

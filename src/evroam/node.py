@@ -83,7 +83,8 @@ class Node:
         self.client = OcpiClient(self._session, self.call_log)
         self.handshake = Handshake(self.config, self.engine, self.client)
         self.delivery = DeliveryWorker(self.engine, self.client, max_attempts=self.config.delivery_max_attempts,
-                                       base_backoff_s=self.config.delivery_backoff_s)
+                                       base_backoff_s=self.config.delivery_backoff_s,
+                                       max_backoff_s=self.config.delivery_backoff_cap_s)
         self.call_log.start()
         self._started = True
         return self
@@ -182,6 +183,13 @@ class Node:
     async def pull(self, partner: str, module: str, *, full: bool = False) -> PullResult:
         assert self.client is not None, "start() the node first"
         return await pull(self.engine, self.client, await self.party(partner), module, full=full, hooks=self.hooks)
+
+    async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,  # noqa: A002
+                        evse_uids: list[str] | None = None, **kw: Any):  # noqa: ANN201
+        """CPO side: may token (uid, type) charge here? See parties/authorization.py."""
+        from evroam.parties.authorization import authorize
+
+        return await authorize(self, uid, type, location_id, evse_uids, **kw)
 
     async def _prune_loop(self) -> None:
         while True:

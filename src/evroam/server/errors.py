@@ -7,6 +7,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from evroam.ocpi.base import error_text
 from evroam.ocpi.status import OcpiError, StatusCode
@@ -43,6 +45,12 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
         return ocpi_response(status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
                              http_status=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect):  # noqa: ANN202
+        # The caller hung up mid-body (e.g. a partner process killed): nothing
+        # to answer, nothing written, and not our error.
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # noqa: ANN202

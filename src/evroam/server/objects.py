@@ -104,9 +104,24 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
     if module.typed and getattr(obj, "type").value != type_:
         raise invalid(f"type: {getattr(obj, 'type').value!r} in the body differs from {type_!r} in the URL")
     key = ObjectKey(module.id, auth.party.id, cc, pid, oid, type_)
+    data = obj.to_json_bytes().decode()
     async with ctx_of(request).engine.begin() as conn:
-        _, created = await repo.upsert(conn, key, obj.to_json_bytes().decode(), obj.last_updated, ref_key=ref_key)
+        stored = await repo.get(conn, key, for_update=True)
+        # Delivery is at-least-once, so a receiver must be idempotent: the same
+        # version again is a no-op, and an older one never overwrites a newer
+        # one (peers replaying queued pushes after an outage did exactly that).
+        if stored is not None and (stored.last_updated > obj.last_updated or stored.data == data):
+            request.state.applied = False
+            message = "same version as stored" if stored.data == data else "older than the stored version; kept"
+            return ocpi_response(status_message=message, headers=routing_response_headers(request)), obj, auth.party
+        _, created = await repo.upsert(conn, key, data, obj.last_updated, ref_key=ref_key)
+    request.state.applied = True
     return respond(request, http_status=201 if created else 200), obj, auth.party
+
+
+def applied(request: Request) -> bool:
+    """False when the last receiver_put kept the stored version (no hook then)."""
+    return getattr(request.state, "applied", True)
 
 
 async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: str, oid: str,

@@ -25,7 +25,8 @@ async def get_tariff(request: Request, country_code: str, party_id: str, tariff_
 @receiver.put("/{country_code}/{party_id}/{tariff_id}")
 async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
     response, obj, party = await common.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
-    await common.ctx_of(request).hooks.fire(Received.TARIFF, obj, party)
+    if common.applied(request):
+        await common.ctx_of(request).hooks.fire(Received.TARIFF, obj, party)
     return response
 
 

@@ -42,6 +42,16 @@ def _insert(conn: AsyncConnection):  # noqa: ANN202
     return pg_insert(outbox) if conn.dialect.name == "postgresql" else sqlite_insert(outbox)
 
 
+# A PATCH field whose items the receiver appends rather than replaces.
+APPENDED = "charging_periods"
+
+
+def _has_key(conn: AsyncConnection, col: sa.ColumnElement, key: str) -> sa.ColumnElement[bool]:
+    if conn.dialect.name == "postgresql":
+        return sa.func.coalesce(col.op("?", return_type=sa.Boolean)(key), False)
+    return sa.func.json_type(col, f"$.{key}").is_not(None)
+
+
 async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: int, method: str,
                   patch: dict[str, Any] | None = None, sub_path: str | None = None) -> None:
     now = utcnow()
@@ -54,6 +64,14 @@ async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: 
     # anything else becomes a PUT of the whole (latest) object.
     same_patch = sa.and_(outbox.c.method == "PATCH", ex.method == "PATCH",
                          sa.func.coalesce(outbox.c.sub_path, "") == sa.func.coalesce(ex.sub_path, ""))
+    # A Session PATCH's charging_periods are *appended* by the receiver
+    # (mod_sessions), so keeping only the newest patch would lose periods, and
+    # merging them into a row already in flight would send some twice. Such a
+    # pair becomes a PUT of the latest Session instead: it carries every period.
+    if patch is not None and APPENDED in patch:
+        same_patch = sa.false()
+    else:
+        same_patch = sa.and_(same_patch, sa.not_(_has_key(conn, outbox.c.patch, APPENDED)))
     stmt = ins.on_conflict_do_update(
         index_elements=[outbox.c.party_id, outbox.c.object_pk],
         index_where=sa.text("status = 'PENDING'"),
@@ -107,10 +125,11 @@ def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
     return random.uniform(0, min(cap_s, base_s * (2 ** max(0, attempts - 1))))
 
 
-async def fail(conn: AsyncConnection, d: Delivery, error: str, max_attempts: int, base_s: float = 1.0) -> str:
+async def fail(conn: AsyncConnection, d: Delivery, error: str, max_attempts: int, base_s: float = 1.0,
+               cap_s: float = 3600.0) -> str:
     attempts = d.attempts + 1
     status = DEAD if attempts >= max_attempts else PENDING
-    when = utcnow() + timedelta(seconds=backoff(attempts, base_s))
+    when = utcnow() + timedelta(seconds=backoff(attempts, base_s, cap_s))
     await conn.execute(outbox.update().where(outbox.c.id == d.id).values(
         attempts=attempts, status=status, next_attempt_at=when, claimed_until=None, claimed_by=None,
         last_error=error[:2000], updated_at=utcnow()))

@@ -27,12 +27,13 @@ log = structlog.get_logger(__name__)
 
 class DeliveryWorker:
     def __init__(self, engine: AsyncEngine, client: OcpiClient, *, max_attempts: int = 12,
-                 base_backoff_s: float = 1.0, batch: int = 100, concurrency: int = 16,
-                 idle_poll_s: float = 1.0) -> None:
+                 base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 100,
+                 concurrency: int = 16, idle_poll_s: float = 1.0) -> None:
         self.engine = engine
         self.client = client
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
         self.batch = batch
         self.concurrency = concurrency
         self.idle_poll_s = idle_poll_s
@@ -81,7 +82,8 @@ class DeliveryWorker:
                 await outbox.complete(conn, d)
                 self.delivered += 1
             else:
-                status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s)
+                status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
+                                          self.max_backoff_s)
                 log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
                             status=status, error=error)
 
