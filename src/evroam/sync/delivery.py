@@ -55,37 +55,39 @@ class DeliveryWorker:
         # unique pending row guarantees one per object); different objects do.
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(d: Delivery) -> None:
+        async def one(d: Delivery) -> str | None:
             async with sem:
-                await self._deliver(d)
+                return await self._attempt(d)
 
-        await asyncio.gather(*(one(d) for d in claimed))
+        errors = await asyncio.gather(*(one(d) for d in claimed))
+        # One commit for the whole batch: a crash before it only means the
+        # batch is sent again, which idempotent receivers treat as a no-op.
+        async with self.engine.begin() as conn:
+            for d, error in zip(claimed, errors, strict=True):
+                if error is None:
+                    await outbox.complete(conn, d)
+                    self.delivered += 1
+                else:
+                    status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
+                                               self.max_backoff_s)
+                    log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
+                                status=status, error=error)
         return len(claimed)
 
-    async def _deliver(self, d: Delivery) -> None:
-        error: str | None = None
+    async def _attempt(self, d: Delivery) -> str | None:
+        """Send one delivery; None on success, else why it failed."""
         try:
             async with self.engine.connect() as conn:
                 party = await party_repo.get(conn, d.party_id)
                 stored = await objects.get_by_pk(conn, d.object_pk)
             if party is None or party.status != party_repo.REGISTERED or not party.token_out:
-                error = "partner not registered"
-            elif stored is None:
-                error = "object vanished"
-            else:
-                error = await self._send(d, party, stored.data)
+                return "partner not registered"
+            if stored is None:
+                return "object vanished"
+            return await self._send(d, party, stored.data)
         except Exception as exc:  # a bug here must not kill the worker
             log.exception("delivery.crashed", delivery=d.id)
-            error = f"{type(exc).__name__}: {exc}"
-        async with self.engine.begin() as conn:
-            if error is None:
-                await outbox.complete(conn, d)
-                self.delivered += 1
-            else:
-                status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
-                                          self.max_backoff_s)
-                log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
-                            status=status, error=error)
+            return f"{type(exc).__name__}: {exc}"
 
     async def _send(self, d: Delivery, party: party_repo.Party, data: str) -> str | None:
         base = party.endpoint_url(d.module, "RECEIVER")
