@@ -72,13 +72,17 @@ async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: 
         same_patch = sa.false()
     else:
         same_patch = sa.and_(same_patch, sa.not_(_has_key(conn, outbox.c.patch, APPENDED)))
+    # The folded PATCH carries the fields of both, the newer winning: an EVSE
+    # status change followed by another field's change must not lose the status.
+    merged_patch = (outbox.c.patch.op("||", return_type=outbox.c.patch.type)(ex.patch)
+                    if conn.dialect.name == "postgresql" else sa.func.json_patch(outbox.c.patch, ex.patch))
     stmt = ins.on_conflict_do_update(
         index_elements=[outbox.c.party_id, outbox.c.object_pk],
         index_where=sa.text("status = 'PENDING'"),
         set_={
             "seq": outbox.c.seq + 1,
             "method": sa.case((same_patch, "PATCH"), (outbox.c.method == "POST", "POST"), else_="PUT"),
-            "patch": sa.case((same_patch, ex.patch), else_=sa.null()),
+            "patch": sa.case((same_patch, merged_patch), else_=sa.null()),
             "sub_path": sa.case((same_patch, ex.sub_path), else_=sa.null()),
             "next_attempt_at": sa.func.least(outbox.c.next_attempt_at, ex.next_attempt_at)
             if conn.dialect.name == "postgresql" else sa.func.min(outbox.c.next_attempt_at, ex.next_attempt_at),

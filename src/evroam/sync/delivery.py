@@ -108,6 +108,13 @@ class DeliveryWorker:
         try:
             result = await self.client.request(d.method, url, party.token_out, content=content, party_id=party.id,
                                                raw_token=party.allow_raw_token, routing=routing, params=params)
+            if d.method == "PATCH" and result.http_status == 404:
+                # The partner lacks the object (it registered later, or lost
+                # it): A6.3's remedy is a PUT of the whole, latest object.
+                url = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
+                result = await self.client.request("PUT", url, party.token_out, content=data.encode(),
+                                                   party_id=party.id, raw_token=party.allow_raw_token,
+                                                   routing=routing, params=params)
         except PartnerError as exc:
             return exc.message
         if not result.ok():
