@@ -1,0 +1,79 @@
+"""The admin REST API: how the operator's own systems feed us their objects
+and read what partners sent. Mounted at /admin on the node's HTTP app when an
+admin token is configured (admin/app.py); OpenAPI docs at /admin/docs.
+
+Answers are shaped like OCPI envelopes ({data, status_code, status_message,
+timestamp}) with a meaningful HTTP status: 400 for a bad request (2001 names
+the field), 401 without the admin token, 404 for unknown things, 409 for a
+change that may not be published.
+
+Routers in this package get the node from `request.app.state.node`; the
+helpers below keep their answers alike.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.status import OcpiError, StatusCode
+from evroam.server.responses import ocpi_response
+
+if TYPE_CHECKING:
+    from evroam.node import Node
+
+M = TypeVar("M", bound=OcpiModel)
+
+
+def node_of(request: Request) -> Node:
+    return request.app.state.node
+
+
+def ok(data: Any = None, *, http_status: int = 200, data_json: bytes | None = None,
+       headers: dict[str, str] | None = None, message: str | None = None) -> Response:
+    return ocpi_response(data, data_json=data_json, http_status=http_status, headers=headers,
+                         status_message=message)
+
+
+def bad_request(message: str) -> OcpiError:
+    """The request itself is wrong (a field, a parameter): HTTP 400, 2001."""
+    return OcpiError(StatusCode.INVALID_PARAMETERS, message, http_status=400)
+
+
+def not_found(message: str) -> OcpiError:
+    return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=404)
+
+
+def conflict(message: str) -> OcpiError:
+    return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=409)
+
+
+async def parse_json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise OcpiError(StatusCode.CLIENT_ERROR, "request body is not valid JSON", http_status=400) from None
+
+
+async def parse_object(request: Request, model: type[M]) -> M:
+    """An OCPI object from the body: 400 + 2000 for broken JSON, 400 + 2001
+    naming each failing field for an invalid object (never a framework 422)."""
+    doc = await parse_json(request)
+    if not isinstance(doc, dict):
+        raise bad_request(f"body: expected one {model.__name__} object")
+    try:
+        return model.from_wire(doc)
+    except ValidationError as exc:
+        raise bad_request(error_text(exc)) from None
+
+
+def create_admin_app(node: Node):  # noqa: ANN201
+    from evroam.admin.app import create_admin_app as create
+
+    return create(node)

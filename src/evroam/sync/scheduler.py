@@ -1,0 +1,214 @@
+"""Scheduled pulls: per partner and module we receive from it, a delta pull
+every `pull_interval_s` (±10 % jitter, so many partners do not fire at once)
+and a full pull every `full_pull_interval_s`.
+
+Pushes can be missed (a partner's outage, a dropped request); the delta pull
+heals that, and the full pull also marks what the partner no longer has as
+stale. A partner seen for the first time gets a full pull after
+`pull_initial_delay_s` (the initial sync after registration).
+
+Several processes may run this on PostgreSQL (`evroam worker` ×N): a pull
+takes an advisory lock, and a delta pull another process attempted recently
+is skipped, so partners are not pulled N times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from evroam.client.ocpi import OcpiClient
+from evroam.config import NodeConfig
+from evroam.ocpi.common import Role
+from evroam.ocpi.modules import INTERFACES, OBJECT_MODULES
+from evroam.ocpi.types import utcnow
+from evroam.ocpi.versions import InterfaceRole
+from evroam.server.hooks import Hooks
+from evroam.store import parties as party_repo
+from evroam.store.parties import Party
+from evroam.store.tables import sync_state
+from evroam.sync.pull import PullResult, pull
+
+log = structlog.get_logger(__name__)
+
+JITTER = 0.10
+RETRY_S = 900.0  # a failed pull is retried sooner than the next regular one
+_LOCK_BASE = 0x6576_7200_0000_0000  # "evr": keeps our advisory locks apart from anyone else's
+_MODULE_INDEX = {m: i for i, m in enumerate(OBJECT_MODULES)}
+
+
+def jittered(seconds: float) -> float:
+    return seconds * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+def receiving_modules(roles: Iterable[Role]) -> list[str]:
+    """Object modules where one of our roles implements the Receiver interface."""
+    wanted = {m for r in roles for m, iface in INTERFACES.get(r, {}).items() if iface == InterfaceRole.RECEIVER}
+    return [m for m in OBJECT_MODULES if m in wanted]
+
+
+def pull_modules(party: Party, roles: Iterable[Role]) -> list[str]:
+    """The modules we pull from this partner: it sends them, we receive them."""
+    if party.status != party_repo.REGISTERED or not party.token_out:
+        return []
+    return [m for m in receiving_modules(roles) if party.endpoint_url(m, "SENDER")]
+
+
+@dataclass(slots=True)
+class _Due:
+    delta: datetime
+    full: datetime
+
+
+class PullScheduler:
+    def __init__(self, engine: AsyncEngine, client: OcpiClient, config: NodeConfig, hooks: Hooks | None = None,
+                 *, concurrency: int = 4) -> None:
+        self.engine = engine
+        self.client = client
+        self.config = config
+        self.hooks = hooks
+        self.roles = [r.role for r in config.roles]
+        self.concurrency = concurrency
+        self._due: dict[tuple[int, str], _Due] = {}
+        self._running: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self.results: list[tuple[str, PullResult]] = []  # the latest few, for tests and status
+
+    @property
+    def interval_s(self) -> float:
+        return self.config.pull_interval_s
+
+    @property
+    def full_interval_s(self) -> float:
+        return self.config.full_pull_interval_s
+
+    @property
+    def tick_s(self) -> float:
+        return max(0.05, min(30.0, self.interval_s / 10, self.full_interval_s / 10,
+                             max(self.config.pull_initial_delay_s, 0.5)))
+
+    async def _first_sight(self, party: Party, module: str, now: datetime) -> _Due:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(sync_state.c.last_attempt_at).where(
+                sync_state.c.party_id == party.id, sync_state.c.module == module))).first()
+        if row is None or row.last_attempt_at is None:
+            initial = now + timedelta(seconds=self.config.pull_initial_delay_s)
+            return _Due(delta=initial, full=initial)
+        delta = max(now, row.last_attempt_at + timedelta(seconds=jittered(self.interval_s)))
+        # When the last full pull was is not recorded: place the next one
+        # anywhere in the coming period, so restarts do not bunch them up.
+        full = now + timedelta(seconds=random.uniform(0, self.full_interval_s))
+        return _Due(delta=delta, full=full)
+
+    async def run_once(self) -> list[asyncio.Task[None]]:
+        """Start every pull that is due; returns the tasks started."""
+        now = utcnow()
+        async with self.engine.connect() as conn:
+            parties = await party_repo.list_all(conn)
+        live: set[tuple[int, str]] = set()
+        started = []
+        for party in parties:
+            for module in pull_modules(party, self.roles):
+                key = (party.id, module)
+                live.add(key)
+                if key not in self._due:
+                    self._due[key] = await self._first_sight(party, module, now)
+                due = self._due[key]
+                if key in self._running or min(due.delta, due.full) > now:
+                    continue
+                task = asyncio.create_task(self._pull(party, module, full=due.full <= now),
+                                           name=f"pull-{party.name}-{module}")
+                self._running[key] = task
+                task.add_done_callback(lambda _t, k=key: self._running.pop(k, None))
+                started.append(task)
+        for gone in set(self._due) - live:  # partner left or stopped sending
+            del self._due[gone]
+        return started
+
+    async def _pull(self, party: Party, module: str, *, full: bool) -> None:
+        key = (party.id, module)
+        async with self._sem:
+            result: PullResult | None = None
+            try:
+                async with self._exclusive(party.id, module) as mine:
+                    if not mine:
+                        log.info("sync.pull_skipped", partner=party.name, module=module,
+                                 reason="another process is pulling")
+                    elif not full and await self._pulled_elsewhere(party.id, module):
+                        log.info("sync.pull_skipped", partner=party.name, module=module,
+                                 reason="pulled recently by another process")
+                    else:
+                        result = await pull(self.engine, self.client, party, module, full=full, hooks=self.hooks)
+            except Exception:
+                log.exception("sync.pull_crashed", partner=party.name, module=module, full=full)
+                result = PullResult(module, full, error="crashed")
+        now = utcnow()
+        due = self._due.get(key)
+        if due is None:
+            return
+        failed = result is not None and result.error is not None
+        if result is not None:
+            self.results = [*self.results[-99:], (party.name, result)]
+            log.info("sync.pull", partner=party.name, module=module, full=full, stored=result.stored,
+                     invalid=len(result.invalid), marked_stale=result.marked_stale, error=result.error)
+        delta_s = min(self.interval_s, RETRY_S) if failed else self.interval_s
+        due.delta = now + timedelta(seconds=jittered(delta_s))
+        if full:
+            full_s = min(self.full_interval_s, RETRY_S) if failed else self.full_interval_s
+            due.full = now + timedelta(seconds=jittered(full_s))
+
+    async def _pulled_elsewhere(self, party_id: int, module: str) -> bool:
+        async with self.engine.connect() as conn:
+            last = (await conn.execute(sa.select(sync_state.c.last_success_start).where(
+                sync_state.c.party_id == party_id, sync_state.c.module == module))).scalar()
+        return last is not None and utcnow() - last < timedelta(seconds=self.interval_s * (1 - JITTER) * 0.9)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, party_id: int, module: str):  # noqa: ANN202
+        """On PostgreSQL, one process at a time pulls a (partner, module);
+        SQLite has a single writer process anyway."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = _LOCK_BASE + party_id * 64 + _MODULE_INDEX[module]
+        async with self.engine.connect() as conn:
+            got = (await conn.execute(sa.select(sa.func.pg_try_advisory_lock(key)))).scalar()
+            await conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                    await conn.commit()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("sync.scheduler_error")
+            await asyncio.sleep(self.tick_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._due.clear()
+            self._task = asyncio.create_task(self.run(), name="pull-scheduler")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._task = None
+        self._running.clear()
