@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
@@ -26,7 +27,11 @@ from evroam.store.calllog import CallLog
 from evroam.store.db import create_engine, migrate
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
+from evroam.store.commands import Tracked
+from evroam.sync.commands import Callbacks, send_command, send_profile_request, tracked
 from evroam.sync.delivery import DeliveryWorker
+from evroam.sync.lag import LagMonitor
+from evroam.sync.scheduler import PullScheduler
 from evroam.sync.publish import publish
 from evroam.sync.pull import PullResult, pull
 
@@ -67,6 +72,13 @@ class Node:
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
         self.delivery: DeliveryWorker | None = None
+        # Commands/ChargingProfiles results we post in the background (CPO side).
+        self.callbacks: Callbacks | None = None
+        self.scheduler: PullScheduler | None = None
+        # Per node, so several nodes in one process (tests) never share series.
+        self.metrics_registry = CollectorRegistry()
+        self.lag = LagMonitor(self.engine, self.metrics_registry, alert_s=config.lag_alert_s,
+                              interval_s=config.lag_check_s)
 
     def on(self, event: Any):  # noqa: ANN201
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
@@ -85,13 +97,15 @@ class Node:
         self.delivery = DeliveryWorker(self.engine, self.client, max_attempts=self.config.delivery_max_attempts,
                                        base_backoff_s=self.config.delivery_backoff_s,
                                        max_backoff_s=self.config.delivery_backoff_cap_s)
+        self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks)
+        self.callbacks = Callbacks(self.engine, self.client, [(r.role, r.country_code.upper(), r.party_id.upper())
+                                                              for r in self.config.roles])
         self.call_log.start()
         self._started = True
         return self
 
     async def stop(self) -> None:
-        if self.delivery is not None:
-            await self.delivery.stop()
+        await self.stop_workers()
         if self._server is not None:
             self._server.should_exit = True
             if self._serve_task is not None:
@@ -103,6 +117,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prune_task
             self._prune_task = None
+        if self.callbacks is not None:
+            await self.callbacks.close()
         await self.call_log.stop()
         if self._session is not None:
             await self._session.close()
@@ -127,6 +143,12 @@ class Node:
                                 roles=[(r.role, r.country_code.upper(), r.party_id.upper())
                                        for r in self.config.roles])
             self._app = create_app(ctx, self.call_log)
+            self._app.state.callbacks = self.callbacks
+            from evroam.admin.app import mount_admin
+
+            mount_admin(self, self._app)
+            if self.config.metrics:
+                self._app.add_route("/metrics", self.lag.metrics, methods=["GET"], include_in_schema=False)
         return self._app
 
     async def serve_in_background(self, sock: socket.socket | None = None) -> None:
@@ -158,9 +180,18 @@ class Node:
     # --- our own objects and sync ----------------------------------------------------------
 
     def start_workers(self) -> None:
-        """Delivery (and later scheduled pulls) in this process."""
-        assert self.delivery is not None, "start() the node first"
+        """Delivery, scheduled pulls and the sync-lag monitor in this process."""
+        assert self.delivery is not None and self.scheduler is not None, "start() the node first"
         self.delivery.start()
+        self.scheduler.start()
+        self.lag.start()
+
+    async def stop_workers(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        await self.lag.stop()
 
     async def publish(self, module: ObjectModule | str, obj: OcpiModel, *, patch: dict | None = None,
                       sub_path: str | None = None) -> bool:
@@ -190,6 +221,21 @@ class Node:
         from evroam.parties.authorization import authorize
 
         return await authorize(self, uid, type, location_id, evse_uids, **kw)
+
+    async def send_command(self, partner: str, command_type: Any, body: Any) -> str:
+        """eMSP: send a command (its object without response_url); returns
+        the tracking id. See sync/commands.py."""
+        return await send_command(self, partner, command_type, body)
+
+    async def send_profile_request(self, partner: str, request: Any, session_id: str, *,
+                                   duration: int | None = None, charging_profile: Any = None) -> str:
+        """eMSP/SCSP: ChargingProfiles GET_ACTIVE, SET or CLEAR; returns the tracking id."""
+        return await send_profile_request(self, partner, request, session_id, duration=duration,
+                                          charging_profile=charging_profile)
+
+    async def command(self, tracking_id: str) -> Tracked | None:
+        """A Commands or ChargingProfiles request we sent or received, timeout applied."""
+        return await tracked(self.engine, tracking_id)
 
     async def _prune_loop(self) -> None:
         while True:

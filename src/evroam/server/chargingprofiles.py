@@ -1,8 +1,134 @@
-"""Chargingprofiles module: Sender and Receiver routers (being written)."""
+"""ChargingProfiles module (mod_charging_profiles.asciidoc): Receiver (CPO)
+and Sender (eMSP/SCSP) routers.
+
+CPO, a decision hook per request; no hook means NOT_SUPPORTED:
+
+    @node.on(ChargingProfileEvent.SET)
+    async def set_profile(req: ChargingProfileRequest, handle: ResultHandle) -> ChargingProfileResponse:
+        ...  # later: await handle.result(ChargingProfileResultType.ACCEPTED)
+        return ChargingProfileResponse(result=ChargingProfileResponseType.ACCEPTED, timeout=30)
+
+`req.session_id`, `req.duration` (GET_ACTIVE), `req.charging_profile` (SET);
+`handle.session` is our stored Session. For GET_ACTIVE the result carries the
+profile: `await handle.result(ChargingProfileResultType.ACCEPTED, profile=active)`.
+
+eMSP/SCSP notifications: RESULT (tracked, party) when a result arrives;
+ACTIVE_PROFILE (session_id, ActiveChargingProfile, party) when the CPO PUTs one.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from enum import StrEnum
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.chargingprofiles import ActiveChargingProfile, SetChargingProfile
+from evroam.ocpi.status import invalid
+from evroam.ocpi.types import URL, CiString
+from evroam.server.auth import authenticate_registered
+from evroam.server.body import parse_body
+from evroam.server.commands import answer, caller_of, callbacks_of
+from evroam.server.objects import ctx_of, respond
+from evroam.store.commands import CHARGING_PROFILES
+from evroam.store.parties import Party
+from evroam.sync import commands as cmd
+from evroam.sync.commands import ChargingProfileRequest, ProfileRequest
 
 sender = APIRouter()
 receiver = APIRouter()
+
+
+class ChargingProfileEvent(StrEnum):
+    # CPO decision hooks: hook(ChargingProfileRequest, ResultHandle) -> ChargingProfileResponse
+    GET_ACTIVE = "chargingprofiles.GET_ACTIVE"
+    SET = "chargingprofiles.SET"
+    CLEAR = "chargingprofiles.CLEAR"
+    # eMSP/SCSP notifications
+    RESULT = "chargingprofiles.result"
+    ACTIVE_PROFILE = "chargingprofiles.active_profile"
+
+
+class _Params(OcpiModel):
+    session_id: CiString(36)
+    response_url: URL | None = None
+
+
+def _params(request: Request, session_id: str, *, need_url: bool) -> _Params:
+    url = request.query_params.get("response_url")
+    if need_url and not url:
+        raise invalid("response_url: required")
+    try:
+        return _Params.from_wire({"session_id": session_id, "response_url": url})
+    except ValidationError as exc:
+        raise invalid(error_text(exc)) from None
+
+
+async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  # noqa: ANN202
+                  req: ChargingProfileRequest):
+    decision = await cmd.receive_profile_request(callbacks_of(request), caller_of(request, party), req,
+                                                 ctx_of(request).hooks.get(event))
+    return answer(request, decision)
+
+
+@receiver.get("/{session_id}")
+async def get_active_profile(request: Request, session_id: str):  # noqa: ANN201
+    auth = await authenticate_registered(request)
+    p = _params(request, session_id, need_url=True)
+    raw = request.query_params.get("duration")
+    if raw is None:
+        raise invalid("duration: required")
+    if not raw.isascii() or not raw.isdigit():
+        raise invalid(f"duration: {raw!r} is not a number of seconds")
+    req = ChargingProfileRequest(ProfileRequest.GET_ACTIVE, p.session_id, p.response_url, duration=int(raw))
+    return await _decide(request, auth.party, ChargingProfileEvent.GET_ACTIVE, req)
+
+
+@receiver.put("/{session_id}")
+async def put_profile(request: Request, session_id: str):  # noqa: ANN201
+    auth = await authenticate_registered(request)
+    p = _params(request, session_id, need_url=False)
+    body = await parse_body(request, SetChargingProfile)
+    req = ChargingProfileRequest(ProfileRequest.SET, p.session_id, body.response_url,
+                                 charging_profile=body.charging_profile)
+    return await _decide(request, auth.party, ChargingProfileEvent.SET, req)
+
+
+@receiver.delete("/{session_id}")
+async def delete_profile(request: Request, session_id: str):  # noqa: ANN201
+    auth = await authenticate_registered(request)
+    p = _params(request, session_id, need_url=True)
+    req = ChargingProfileRequest(ProfileRequest.CLEAR, p.session_id, p.response_url)
+    return await _decide(request, auth.party, ChargingProfileEvent.CLEAR, req)
+
+
+@sender.post("/{request_type}/{uid}")
+async def post_result(request: Request, request_type: str, uid: str):  # noqa: ANN201
+    """The response_url of a request we sent: Active/ChargingProfile/ClearProfile result."""
+    auth = await authenticate_registered(request)
+    engine = ctx_of(request).engine
+    await cmd.expect_tracked(engine, uid, CHARGING_PROFILES, request_type, auth.party)
+    result = await parse_body(request, cmd.PROFILE_RESULT_MODELS[ProfileRequest(request_type)])
+    tracked = await cmd.store_result(engine, uid, result)
+    await ctx_of(request).hooks.fire(ChargingProfileEvent.RESULT, tracked, auth.party)
+    return respond(request)
+
+
+@sender.put("/{session_id}")
+async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
+    """The CPO's update of a session's ActiveChargingProfile; answered without data."""
+    auth = await authenticate_registered(request)
+    p = _params(request, session_id, need_url=False)
+    profile = await parse_body(request, ActiveChargingProfile)
+    # The session's CPO: OCPI-from through a Hub, else the caller's own role.
+    h = request.headers
+    cc, pid = h.get("ocpi-from-country-code"), h.get("ocpi-from-party-id")
+    key = (cc, pid) if cc and pid else None
+    created = await cmd.store_active_profile(ctx_of(request).engine, auth.party, key, p.session_id, profile)
+    await ctx_of(request).hooks.fire(ChargingProfileEvent.ACTIVE_PROFILE, p.session_id, profile, auth.party)
+    return respond(request, http_status=201 if created else 200)
+
+
+# Hook authors import the request type from here, next to the event enum.
+__all__ = ["ChargingProfileEvent", "ChargingProfileRequest", "ProfileRequest", "receiver", "sender"]

@@ -1,8 +1,87 @@
-"""Commands module: Sender and Receiver routers (being written)."""
+"""Commands module (mod_commands.asciidoc): Receiver (CPO) and Sender (eMSP) routers.
+
+CPO, a decision hook per command type; no hook means NOT_SUPPORTED:
+
+    @node.on(CommandType.START_SESSION)
+    async def start(command: StartSession, handle: ResultHandle) -> CommandResponse:
+        asyncio.create_task(remote_start(command, handle))  # later: await handle.result(CommandResultType.ACCEPTED)
+        return CommandResponse(result=CommandResponseType.ACCEPTED, timeout=30)
+
+eMSP, a notification when a result arrives: `@node.on(CommandEvent.RESULT)`,
+called with (Tracked, Party). The logic lives in sync/commands.py.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from enum import StrEnum
+
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+
+from evroam.ocpi.commands import CommandResult, CommandType
+from evroam.ocpi.common import Role
+from evroam.ocpi.status import not_found
+from evroam.server.auth import authenticate_registered
+from evroam.server.body import parse_body
+from evroam.server.objects import ctx_of, respond
+from evroam.server.paging import routing_response_headers
+from evroam.server.responses import ocpi_response
+from evroam.store.commands import COMMANDS
+from evroam.store.parties import Party
+from evroam.sync import commands as cmd
 
 sender = APIRouter()
 receiver = APIRouter()
+
+
+class CommandEvent(StrEnum):
+    RESULT = "commands.result"  # eMSP: a CommandResult arrived; hook(tracked, party)
+
+
+def callbacks_of(request: Request) -> cmd.Callbacks:
+    callbacks = getattr(request.app.state, "callbacks", None)
+    if callbacks is None:  # an app built without a node: results cannot be posted
+        callbacks = request.app.state.callbacks = cmd.Callbacks(ctx_of(request).engine, None)
+    return callbacks
+
+
+def caller_of(request: Request, party: Party) -> cmd.Caller:
+    return cmd.caller(party, request.headers, ctx_of(request).our_keys(Role.CPO))
+
+
+def answer(request: Request, decision: cmd.Decision) -> Response:
+    """The synchronous answer; results reported meanwhile are let go only
+    after it has been sent (a result never overtakes its ACCEPTED)."""
+    request.state.ocpi_status = decision.status_code
+    response = ocpi_response(data_json=decision.response.to_json_bytes(), status_code=decision.status_code,
+                             status_message=decision.status_message, headers=routing_response_headers(request))
+    if decision.handle is not None:
+        response.background = BackgroundTask(decision.handle.release,
+                                             decision.response.result.value)  # type: ignore[attr-defined]
+    return response
+
+
+@receiver.post("/{command_type}")
+async def post_command(request: Request, command_type: str):  # noqa: ANN201
+    auth = await authenticate_registered(request)
+    try:
+        ct = CommandType(command_type)  # enum values are case-sensitive
+    except ValueError:
+        raise not_found(f"unknown command {command_type!r}") from None
+    command = await parse_body(request, cmd.COMMAND_MODELS[ct])
+    decision = await cmd.receive_command(callbacks_of(request), caller_of(request, auth.party), ct, command,
+                                         ctx_of(request).hooks.get(ct))
+    return answer(request, decision)
+
+
+@sender.post("/{command_type}/{uid}")
+async def post_result(request: Request, command_type: str, uid: str):  # noqa: ANN201
+    """The response_url of a command we sent: its CommandResult."""
+    auth = await authenticate_registered(request)
+    engine = ctx_of(request).engine
+    await cmd.expect_tracked(engine, uid, COMMANDS, command_type, auth.party)
+    result = await parse_body(request, CommandResult)
+    tracked = await cmd.store_result(engine, uid, result)
+    await ctx_of(request).hooks.fire(CommandEvent.RESULT, tracked, auth.party)
+    return respond(request)

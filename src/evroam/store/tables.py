@@ -163,3 +163,39 @@ sync_state = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("objects_seen", sa.Integer),
 )
+
+# Asynchronous requests of the Commands and ChargingProfiles modules, both the
+# ones we send (direction "out", eMSP/SCSP: tracked until the result comes)
+# and the ones we receive (direction "in", CPO: followed until we report the
+# result). `uid` is the unique id inside the response_url we hand out (out)
+# or our own tracking id (in).
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uid", sa.String(36), nullable=False, unique=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # out | in
+    sa.Column("kind", sa.String(16), nullable=False),  # commands | chargingprofiles
+    # CommandType, or GET_ACTIVE / SET / CLEAR for charging profiles.
+    sa.Column("type", sa.String(24), nullable=False),
+    sa.Column("party_id", sa.Integer, nullable=False, index=True),  # no FK: history outlives partners
+    # The object the request is about (location, session or reservation id), upper-cased.
+    sa.Column("ref_key", sa.String(36)),
+    sa.Column("response_url", sa.String(255), nullable=False),
+    sa.Column("request", sa.Text),  # the body (or query) as sent/received
+    # PENDING, ACCEPTED (waiting for the result), REJECTED, NOT_SUPPORTED,
+    # UNKNOWN_SESSION, TOO_OFTEN, COMPLETED (result in), TIMEOUT or ERROR.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("response", sa.String(16)),  # the synchronous answer's result
+    sa.Column("status_code", sa.Integer),  # the synchronous answer's OCPI status_code
+    sa.Column("timeout_s", sa.Integer),
+    sa.Column("deadline_at", UTCDateTime),  # set when ACCEPTED: response time + timeout
+    sa.Column("result", sa.String(24)),  # the latest asynchronous result
+    sa.Column("result_data", sa.Text),
+    sa.Column("result_at", UTCDateTime),
+    sa.Column("message", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_commands_ref", "kind", "ref_key"),
+    sa.Index("ix_commands_due", "state", "deadline_at"),
+)
