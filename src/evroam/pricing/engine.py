@@ -1,0 +1,470 @@
+"""price(): a session timeline and its tariff(s) in, costs per period and CDR totals out.
+
+The rules (OCPI 2.2.1 mod_tariffs and mod_cdrs, digest section D1):
+
+- Per period and per dimension, the first element (in list order) whose
+  restrictions all hold and that has a component of that dimension prices
+  it; no such element means the dimension is free in that period.
+- Restrictions are judged at the start of each period, in the Location's
+  local time. Periods are first split wherever an outcome can change (see
+  PricingPolicy.split_at_boundaries), so judging at the start is exact.
+- FLAT is charged once per session (and once per reservation).
+- step_size rounds the session total, once for ENERGY and once for time,
+  with the step of the last component used; the extra is billed at that
+  component's price. No rounding at element or tariff switches.
+- VAT per component; min_price/max_price clamp the excl. and incl. VAT
+  totals separately.
+
+Everything is Decimal; time is integer microseconds; amounts are rounded only
+when reported.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from datetime import tzinfo
+from decimal import ROUND_CEILING, ROUND_HALF_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Any
+
+from evroam.ocpi.tariffs import Tariff
+from evroam.pricing.compiled import ENERGY, PARKING, TIME, CompiledTariff
+from evroam.pricing.localtime import OffsetCache, offsets_for, zone
+from evroam.pricing.policy import (
+    DEFAULT_POLICY,
+    FlatMode,
+    LimitWithoutInclVat,
+    MissingVat,
+    PricingPolicy,
+    StepBasis,
+    TimeStepMode,
+)
+from evroam.pricing.result import CAT_RESERVATION, CdrTotals, Money, PricingResult
+from evroam.pricing.select import NEG_INF, POS_INF, Segment, SessionContext, schedule
+from evroam.pricing.timeline import Timeline
+
+ZERO = Decimal(0)
+_H = Decimal(3_600_000_000)
+_THOUSAND = Decimal(1000)
+_ONE = Decimal(1)
+_UWH = Decimal("1e-9")  # kWh: one µWh
+_US = 1_000_000
+CHARGING_K, PARKING_K, RESERVATION_K = 0, 1, 2
+
+
+def price(
+    tariffs: Tariff | CompiledTariff | Sequence[Tariff | CompiledTariff],
+    timeline: Timeline,
+    *,
+    context: SessionContext | None = None,
+    policy: PricingPolicy = DEFAULT_POLICY,
+    time_zone: str | tzinfo | None = None,
+    segments: list[Segment] | None = None,
+) -> PricingResult:
+    """Price a session.
+
+    `tariffs`: one tariff (used for the whole session, whatever its type and
+    validity), or a connector's tariffs, from which `context` and the session
+    start choose. `time_zone` overrides `timeline.time_zone` (default UTC).
+    `segments` (advanced): an explicit tariff schedule, as made by
+    `evroam.pricing.select.schedule`.
+    """
+    tz_name = time_zone if time_zone is not None else timeline.time_zone
+    offsets = _OFFSETS.get(tz_name) if type(tz_name) is str or tz_name is None else None
+    if offsets is None:
+        offsets = offsets_for(zone(tz_name))
+        if type(tz_name) is str or tz_name is None:
+            if len(_OFFSETS) > 1000:
+                _OFFSETS.clear()
+            _OFFSETS[tz_name] = offsets
+    warnings: list[str] = []
+    start_us = timeline._raw[0][0]
+    if segments is None and type(tariffs) is CompiledTariff and not policy.switch_tariffs_mid_session:
+        # The common case, kept cheap: one compiled tariff for the whole session.
+        segments = [(NEG_INF, POS_INF, tariffs)]
+        if tariffs.valid_from_us is not None or tariffs.valid_to_us is not None:
+            if not tariffs.valid_at(start_us):
+                warnings.append(f"tariff {tariffs.id} is not valid at the session start; priced with it anyway")
+    elif segments is None:
+        end_us = timeline._raw[-1][1]
+        if isinstance(tariffs, Tariff | CompiledTariff):
+            segments = schedule([tariffs], start_us, end_us, context, policy, explicit=True)
+            only = segments[0][2]
+            if only is not None and not only.valid_at(start_us):
+                warnings.append(f"tariff {only.id} is not valid at the session start; priced with it anyway")
+        else:
+            segments = schedule(list(tariffs), start_us, end_us, context, policy)
+    return _run(segments, timeline, offsets, policy, warnings, str(tz_name or "UTC"))
+
+
+_OFFSETS: dict[str | None, OffsetCache] = {}
+
+
+def _vat_ratio(other_ex: Decimal | None, other_in: Decimal | None, sum_ex: Decimal, sum_in: Decimal | None) -> Decimal:
+    """incl/excl VAT ratio to scale a price limit that has no incl_vat.
+
+    The tariff's other limit says it best when it has both amounts; else the
+    session's own amounts; else (nothing charged, nothing known) 1.
+    """
+    if other_ex is not None and other_in is not None and other_ex > 0:
+        return other_in / other_ex
+    if sum_in is None or sum_ex <= 0:
+        return _ONE
+    return sum_in / sum_ex
+
+
+def _hours(us: int, places: int, rounding: str) -> Decimal:
+    """µs as hours rounded to `places`, by integer arithmetic (no Decimal division)."""
+    q, r = divmod(us * _POW10[places], 3_600_000_000)
+    if r:
+        twice = 2 * r
+        if rounding == ROUND_HALF_UP:
+            q += twice >= 3_600_000_000
+        elif rounding == ROUND_HALF_EVEN:
+            q += twice > 3_600_000_000 or (twice == 3_600_000_000 and q & 1)
+        elif rounding == ROUND_HALF_DOWN:
+            q += twice > 3_600_000_000
+        elif rounding in (ROUND_UP, ROUND_CEILING):
+            q += 1
+    return Decimal(q).scaleb(-places)
+
+
+_POW10 = [10**k for k in range(13)]
+
+
+def _run(
+    segments: list[Segment],
+    timeline: Timeline,
+    offsets: OffsetCache,
+    policy: PricingPolicy,
+    warnings: list[str],
+    tz_name: str,
+) -> PricingResult:
+    # The hot loop: locals only; no pydantic, no datetime after conversion, no
+    # zoneinfo call (cached offsets), no Decimal product per period. Quantities
+    # are summed per price component and priced once at the end (cost is
+    # linear in quantity); PricingResult.periods prices each line on demand.
+    stable = offsets.stable
+    off = 0
+    off_until = -1  # the UTC offset `off` holds until this instant
+    split = policy.split_at_boundaries
+    flat_first_match = policy.flat is FlatMode.FIRST_MATCH
+    res_code = 2 if timeline.is_expired_reservation else 1
+
+    periods = timeline._raw
+    res_start = periods[0][0]
+    session_start = timeline._session_start_us
+
+    acc: dict[Any, Any] = {}  # component -> summed quantity (kWh, µs or count)
+    rows: list[tuple[Any, ...]] = []
+    used: list[CompiledTariff] = []
+    cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
+    flat_done = res_flat_done = seen_session = seen_res = False
+    # step_size: the last line of each group; measured time per kind.
+    last_energy: list[Any] | None = None
+    last_time: list[Any] | None = None
+    last_res: list[Any] | None = None
+    t_all = [0, 0]  # charging, parking (µs)
+    res_all = 0
+    # The next instant at which a restriction may change outcome (time of
+    # day, UTC offset, duration threshold), cached while still ahead.
+    nb_any = -1
+
+    seg_i = 0
+    nseg = len(segments)
+    seg_to = segments[0][1]
+    ct = None
+    t_local = False
+    t_tod: tuple[int, ...] = ()
+    t_dur: tuple[int, ...] = ()
+    t_kwh: tuple[Decimal, ...] = ()
+    t_match: Any = None
+    if segments[0][2] is not None:
+        ct = segments[0][2]
+        t_local, t_tod, t_dur, t_kwh, t_match = ct.needs_local, ct.tod_bounds, ct.dur_bounds, ct.kwh_bounds, ct.match
+        used.append(ct)
+    n = len(periods)
+    i = 0
+    pending: tuple[Any, ...] | None = None
+    while True:
+        if pending is not None:
+            cur = pending
+            pending = None
+        elif i < n:
+            cur = periods[i]
+            i += 1
+        else:
+            break
+        start, end, kind, qty, energy, cmin, cmax, pmin, pmax = cur
+        if start >= seg_to and seg_i + 1 < nseg:
+            while start >= seg_to and seg_i + 1 < nseg:
+                seg_i += 1
+                seg_to = segments[seg_i][1]
+            ct = segments[seg_i][2]
+            nb_any = -1
+            if ct is not None:
+                t_local, t_tod, t_dur, t_kwh, t_match = (
+                    ct.needs_local, ct.tod_bounds, ct.dur_bounds, ct.kwh_bounds, ct.match)
+                if ct not in used:
+                    used.append(ct)
+            else:
+                t_local, t_tod, t_dur, t_kwh = False, (), (), ()
+
+        if t_local:
+            if start >= off_until:
+                off, off_until = stable(start)
+            local_s = start // _US + off
+            sod = local_s % 86_400
+            day = local_s // 86_400
+            dow = (day + 3) % 7
+        else:
+            local_s = sod = day = dow = 0
+        if kind == RESERVATION_K:
+            dur = start - res_start
+            nb_any = -1  # duration base differs from the session's
+        else:
+            dur = start - session_start
+
+        if split and end - start > 1:
+            if start >= nb_any:
+                nb_any = POS_INF
+                if t_local:
+                    j = bisect_right(t_tod, sod)
+                    b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
+                    nb_any = (local_s - sod + b - off) * _US
+                    # A UTC offset change (DST) inside the period: split there
+                    # too, so each piece is judged in its own local time.
+                    if off_until < nb_any:
+                        nb_any = off_until
+                if t_dur:
+                    j = bisect_right(t_dur, dur)
+                    if j < len(t_dur) and start - dur + t_dur[j] < nb_any:
+                        nb_any = start - dur + t_dur[j]
+            cut = nb_any if nb_any < seg_to else seg_to
+            head_energy = None
+            if t_kwh and kind == CHARGING_K and energy > 0:
+                j = bisect_right(t_kwh, cum_kwh)
+                if j < len(t_kwh) and t_kwh[j] < cum_kwh + energy:
+                    # Interpolated: the energy is assumed to flow evenly over the period.
+                    head_e = t_kwh[j] - cum_kwh
+                    # On a whole second (from the period start): CDR periods are
+                    # reported in whole seconds; the energy split stays exact.
+                    d = int((end - start) * head_e / energy)
+                    d -= d % _US
+                    t = start + d
+                    if t <= start:
+                        t = start + (_US if end - start > _US else 1)
+                    if t >= end:
+                        t = end - 1
+                    if t <= cut:
+                        cut = t
+                        head_energy = head_e
+            if cut < end:
+                span = end - start
+                d = cut - start
+                q_head = qty * d // span
+                # Interpolated to the µWh, so head + tail is exactly the period's energy.
+                e_head = head_energy if head_energy is not None else (
+                    (energy * d / span).quantize(_UWH) if energy else energy)
+                pending = (cut, end, kind, qty - q_head, energy - e_head, cmin, cmax, pmin, pmax)
+                end, qty, energy = cut, q_head, e_head
+                cur = (start, end, kind, qty, energy, cmin, cmax, pmin, pmax)
+
+        lines: list[list[Any]] = []
+        rows.append((cur, ct, lines))
+
+        if kind == RESERVATION_K:
+            res_all += qty
+            if ct is None:
+                seen_res = True
+                continue
+            f, _e, tcomp, _p = t_match(sod, day, dow, dur, ZERO, cmin, cmax, pmin, pmax, res_code)
+            if not res_flat_done and (flat_first_match or not seen_res):
+                if f is not None:
+                    acc[f] = acc.get(f, 0) + 1
+                    lines.append([f, 1, 1])
+                res_flat_done = f is not None or not flat_first_match
+            seen_res = True
+            if tcomp is not None and qty:
+                acc[tcomp] = acc.get(tcomp, 0) + qty
+                last_res = [tcomp, qty, qty]
+                lines.append(last_res)
+            continue
+
+        t_all[kind] += qty
+        if ct is None:
+            cum_kwh += energy
+            seen_session = True
+            continue
+        f, ecomp, tcomp, pcomp = t_match(sod, day, dow, dur, cum_kwh, cmin, cmax, pmin, pmax, 0)
+        if not flat_done and (flat_first_match or not seen_session):
+            if f is not None:
+                acc[f] = acc.get(f, 0) + 1
+                lines.append([f, 1, 1])
+            flat_done = f is not None or not flat_first_match
+        seen_session = True
+        if energy:
+            if ecomp is not None:
+                acc[ecomp] = acc.get(ecomp, ZERO) + energy
+                last_energy = [ecomp, energy, energy]
+                lines.append(last_energy)
+            cum_kwh += energy
+        comp = tcomp if kind == CHARGING_K else pcomp
+        if comp is not None and qty:
+            acc[comp] = acc.get(comp, 0) + qty
+            last_time = [comp, qty, qty]
+            lines.append(last_time)
+
+    # --- step_size, once per session ------------------------------------------------------
+    billable = policy.step_basis is StepBasis.BILLABLE
+    if billable and (last_energy is not None or last_time is not None or last_res is not None):
+        # What the components priced, per dimension (FLAT excluded).
+        priced = [ZERO, 0, 0, 0, 0]
+        for c, q in acc.items():
+            if c.dim:
+                priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
+    if last_energy is not None:
+        total = priced[ENERGY] if billable else cum_kwh
+        # Representation noise (a sum of 28-digit parts) must not cost a whole step.
+        total = total.quantize(_UWH)
+        if total > 0:
+            step = last_energy[0].step
+            q, r = divmod(total * _THOUSAND, step)
+            if r:
+                extra = ((q + 1) * step) / _THOUSAND - total
+                last_energy[2] += extra
+                acc[last_energy[0]] += extra
+    if last_time is not None:
+        comp = last_time[0]
+        if policy.time_step is TimeStepMode.COMBINED:
+            total_t = (priced[TIME] + priced[PARKING]) if billable else (t_all[0] + t_all[1])
+        elif billable:
+            total_t = priced[comp.dim]
+        else:
+            total_t = t_all[0 if comp.dim == TIME else 1]
+        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
+        if extra_t > 0:
+            last_time[2] += extra_t
+            acc[comp] += extra_t
+    if last_res is not None:
+        comp = last_res[0]
+        total_t = priced[4] if billable else res_all
+        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
+        if extra_t > 0:
+            last_res[2] += extra_t
+            acc[comp] += extra_t
+
+    # --- cost per component, per category ---------------------------------------------------
+    ex = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    inc = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    vat_unknown = False
+    unknown_cats = 0  # bit per category whose incl. VAT cannot be computed
+    unknown_policy = policy.missing_vat is MissingVat.UNKNOWN
+    for comp, q in acc.items():
+        c_ex = comp.price * q
+        if comp.dim >= TIME:
+            c_ex = c_ex / _H
+        cat = comp.cat
+        ex[cat] += c_ex
+        factor = comp.factor
+        if factor is not None:
+            inc[cat] += c_ex * factor
+        else:
+            inc[cat] += c_ex
+            if unknown_policy:
+                vat_unknown = True
+                unknown_cats |= 1 << cat
+
+    # --- total, min_price / max_price -----------------------------------------------------
+    sum_ex = ex[0] + ex[1] + ex[2] + ex[3] + ex[4]
+    sum_in = None if vat_unknown else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
+    limit_applied = None
+    first_ct = used[0] if used else next((s[2] for s in segments if s[2] is not None), None)
+    tot_ex, tot_in = sum_ex, sum_in
+    if first_ct is not None and (first_ct.min_excl is not None or first_ct.max_excl is not None):
+        scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
+        if first_ct.min_excl is not None:
+            if tot_ex < first_ct.min_excl:
+                tot_ex = first_ct.min_excl
+                limit_applied = "min_price"
+            lim = first_ct.min_incl
+            if lim is None and scale:
+                lim = first_ct.min_excl * _vat_ratio(first_ct.max_excl, first_ct.max_incl, sum_ex, sum_in)
+            if tot_in is not None and lim is not None and tot_in < lim:
+                tot_in = lim
+                limit_applied = "min_price"
+        if first_ct.max_excl is not None:
+            if tot_ex > first_ct.max_excl:
+                tot_ex = first_ct.max_excl
+                limit_applied = "max_price"
+            lim = first_ct.max_incl
+            if lim is None and scale:
+                lim = first_ct.max_excl * _vat_ratio(first_ct.min_excl, first_ct.min_incl, sum_ex, sum_in)
+            if tot_in is not None and lim is not None and tot_in > lim:
+                tot_in = lim
+                limit_applied = "max_price"
+
+    # --- rounding (reported amounts only) ---------------------------------------------------
+    rq = _quantum(policy.places)
+    rnd = policy.rounding
+    vq = _quantum(policy.volume_places)
+    zero = _zero_money(rq)
+    rounded = [
+        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
+        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
+        for c in range(5)
+    ]
+    totals = _money(CdrTotals, (
+        _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
+        rounded[0],
+        rounded[1],
+        rounded[2],
+        rounded[3],
+        rounded[4],
+        cum_kwh.quantize(vq, rnd),
+        _hours(t_all[0] + t_all[1], policy.volume_places, rnd),
+        _hours(t_all[1], policy.volume_places, rnd),
+        _hours(res_all, policy.volume_places, rnd),
+    ))
+    currency = first_ct.currency if first_ct is not None else (timeline.currency or "")
+    if len(used) > 1:
+        for other in used[1:]:
+            if other.currency != currency:
+                warnings.append(f"tariff {other.id} is in {other.currency}, not {currency}")
+    return PricingResult(
+        currency,
+        tz_name,
+        policy,
+        (ex, inc, unknown_cats),
+        (sum_ex, sum_in),
+        (tot_ex, tot_in),
+        limit_applied,
+        totals,
+        tuple(used),
+        warnings,
+        rows,
+    )
+
+
+_QUANTA: dict[int, Decimal] = {}
+_ZEROS: dict[Decimal, Money] = {}
+
+
+def _zero_money(q: Decimal) -> Money:
+    z = _ZEROS.get(q)
+    if z is None:
+        z = _ZEROS[q] = Money(ZERO.quantize(q), ZERO.quantize(q))
+    return z
+
+
+_money = tuple.__new__
+
+
+def _quantum(places: int) -> Decimal:
+    q = _QUANTA.get(places)
+    if q is None:
+        q = _QUANTA[places] = Decimal(1).scaleb(-places)
+    return q
+
+
+__all__ = ["price"]
