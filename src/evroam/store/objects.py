@@ -110,6 +110,21 @@ async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
     raise RuntimeError(f"could not upsert {key}")
 
 
+async def insert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
+                 ref_key: str | None = None, status: str | None = None, note: str | None = None) -> int | None:
+    """Insert only; None when an object with this key exists (immutable objects
+    such as CDRs: a concurrent twin must fail, not overwrite)."""
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(objects.insert().values(
+                module=key.module, owner_id=key.owner_id, cc_key=key.cc, pid_key=key.pid, oid_key=key.oid,
+                type_key=key.type, data=data, last_updated=last_updated, stale=False, ref_key=ref_key,
+                status=status, note=note))
+    except IntegrityError:
+        return None
+    return int(result.inserted_primary_key[0])
+
+
 async def set_status(conn: AsyncConnection, pk: int, status: str, note: str | None = None) -> None:
     await conn.execute(objects.update().where(objects.c.id == pk).values(status=status, note=note))
 
