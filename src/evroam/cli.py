@@ -297,9 +297,11 @@ def demo() -> None:
     raise typer.Exit(main())
 
 
-try:  # the pricing command lives with the pricing work
-    from evroam.cli_price import register as _register_price
-except ImportError:  # pragma: no cover
-    pass
-else:
-    _register_price(app)
+# Command groups that live beside the code they drive.
+from evroam.cli_cdrs import register as _register_cdrs  # noqa: E402
+from evroam.cli_ops import register as _register_ops  # noqa: E402
+from evroam.cli_price import register as _register_price  # noqa: E402
+
+_register_price(app)
+_register_cdrs(app)
+_register_ops(app)

@@ -119,5 +119,5 @@ def test_cli_errors_are_clean(tmp_path):
 def test_demo_runs_to_completion():
     proc = subprocess.run([*EVROAM, "demo"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "demo complete" in proc.stdout
-    assert "REGISTERED" in proc.stdout
+    assert "lifecycle complete" in proc.stdout
+    assert "re-priced it: ACCEPTED" in proc.stdout
