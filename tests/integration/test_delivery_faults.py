@@ -133,7 +133,7 @@ async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
 
     def serve() -> subprocess.Popen:
         p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=open("/tmp/serve.err", "a"))
         wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
         return p
 
@@ -179,3 +179,33 @@ async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
     repeats = len(puts) - sum(map(len, receipts.by_id.values()))
     print(f"PUTs received: {len(puts)}, versions applied: {sum(map(len, receipts.by_id.values()))}, "
           f"no-op repeats: {repeats}")
+
+
+async def test_claims_of_dead_processes_are_released_not_those_of_live_ones(cluster):
+    """A SIGKILLed worker's leased rows go back in line at the next start;
+    rows leased by a live process (this one) stay leased."""
+    import socket
+
+    import sqlalchemy as sa
+
+    from evroam.store import outbox
+    from evroam.store.tables import outbox as outbox_tbl
+    from evroam.sync.delivery import _pid_alive
+
+    cpo = await cluster.node("cpo", CPO, run_workers=False)
+    emsp = await cluster.node("emsp", EMSP)
+    token_a, url = await cpo.handshake.invite("emsp")
+    await emsp.handshake.register(url, token_a)
+    await cpo.publish("tariffs", change(0, 2))
+    await cpo.publish("tariffs", change(1, 2))
+    host = socket.gethostname()
+    dead_pid = 2**22 + 12345  # above Linux's default pid_max: never a live process
+    async with cpo.engine.begin() as conn:
+        claimed = await outbox.claim(conn, "unused", batch=2)
+        await conn.execute(outbox_tbl.update().where(outbox_tbl.c.id == claimed[0].id)
+                           .values(claimed_by=f"{host}:{dead_pid}:x"))
+        await conn.execute(outbox_tbl.update().where(outbox_tbl.c.id == claimed[1].id)
+                           .values(claimed_by=f"{host}:{os.getpid()}:x"))
+        assert await outbox.release_orphans(conn, host, _pid_alive) == 1
+        rows = dict((await conn.execute(sa.select(outbox_tbl.c.id, outbox_tbl.c.claimed_by))).all())
+    assert rows == {claimed[0].id: None, claimed[1].id: f"{host}:{os.getpid()}:x"}

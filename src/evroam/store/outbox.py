@@ -9,6 +9,7 @@ did not move meanwhile, so the newest state is always delivered last.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,6 +112,29 @@ async def claim(conn: AsyncConnection, worker: str, batch: int = 50, lease_s: fl
                    outbox.c.patch, outbox.c.sub_path, outbox.c.seq, outbox.c.attempts)
     )).all()
     return [Delivery(*r) for r in sorted(rows, key=lambda r: r.id)]
+
+
+async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int], bool]) -> int:
+    """Release rows claimed by processes of this host that no longer run.
+
+    A killed worker's claims would otherwise wait out their lease; a live
+    worker's claims (any host) are left alone, so nothing is sent twice by
+    two live workers.
+    """
+    rows = (await conn.execute(sa.select(outbox.c.id, outbox.c.claimed_by).where(
+        outbox.c.status == PENDING, outbox.c.claimed_by.like(f"{host}:%")))).all()
+    dead = []
+    for row in rows:
+        try:
+            pid = int(row.claimed_by.split(":")[1])
+        except (IndexError, ValueError):
+            continue
+        if not alive(pid):
+            dead.append(row.id)
+    if dead:
+        await conn.execute(outbox.update().where(outbox.c.id.in_(dead))
+                           .values(claimed_until=None, claimed_by=None))
+    return len(dead)
 
 
 async def complete(conn: AsyncConnection, d: Delivery) -> bool:

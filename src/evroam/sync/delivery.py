@@ -123,6 +123,13 @@ class DeliveryWorker:
         return None
 
     async def run(self) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                released = await outbox.release_orphans(conn, socket.gethostname(), _pid_alive)
+            if released:
+                log.info("delivery.released_orphaned_claims", rows=released)
+        except Exception:
+            log.exception("delivery.release_orphans_failed")
         while True:
             try:
                 n = await self.run_once()
@@ -144,6 +151,18 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _partner_key(party: party_repo.Party) -> tuple[str, str] | None:
