@@ -7,6 +7,7 @@ its public URL is known before serving starts.
 from __future__ import annotations
 
 import asyncio
+import socket
 import os
 import time
 import uuid

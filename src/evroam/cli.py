@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from evroam.cli_common import Home, console, err, with_node as _with_node
+from evroam.cli_common import load_config as _load
 from evroam.config import NodeConfig, RoleConfig
 from evroam.ocpi.common import Role
 
@@ -28,33 +28,8 @@ calls_app = typer.Typer(help="The log of OCPI calls in and out.", no_args_is_hel
 app.add_typer(partners_app, name="partners")
 app.add_typer(calls_app, name="calls")
 
-console = Console()
-err = Console(stderr=True)
-
-Home = Annotated[Path, typer.Option("--home", envvar="EVROAM_HOME", help="The node's home folder (config and SQLite database).")]
-
-
-def _load(home: Path) -> NodeConfig:
-    try:
-        return NodeConfig.load(home)
-    except FileNotFoundError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
 def _run(coro):  # noqa: ANN001, ANN202
     return asyncio.run(coro)
-
-
-async def _with_node(home: Path, fn):  # noqa: ANN001, ANN202
-    from evroam.node import Node
-
-    node = Node(_load(home))
-    await node.start()
-    try:
-        return await fn(node)
-    finally:
-        await node.stop()
 
 
 def _parse_role(spec: str, country: str | None, party: str | None) -> tuple[Role, str, str]:

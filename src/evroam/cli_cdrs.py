@@ -9,7 +9,6 @@ import asyncio
 import json
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import sqlalchemy as sa
@@ -18,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from evroam.cli_common import Home
 from evroam.store.tables import OURS, objects, parties
 
-Home = Annotated[Path, typer.Option("--home", envvar="EVROAM_HOME", help="The node's home folder (config and SQLite database).")]
 
 
 class Verdict(StrEnum):

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import structlog
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evroam.cli_common import Home, console, err
+from evroam.cli_common import load_config as _load
+from evroam.cli_common import with_node as _with_node
 from evroam.config import NodeConfig
 
 if TYPE_CHECKING:
@@ -33,31 +35,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-console = Console()
-err = Console(stderr=True)
-
-Home = Annotated[Path, typer.Option("--home", envvar="EVROAM_HOME", help="The node's home folder (config and SQLite database).")]
 
 MAX_ERRORS_SHOWN = 20
-
-
-def _load(home: Path) -> NodeConfig:
-    try:
-        return NodeConfig.load(home)
-    except FileNotFoundError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-async def _with_node(home: Path, fn):  # noqa: ANN001, ANN202
-    from evroam.node import Node
-
-    node = Node(_load(home))
-    await node.start()
-    try:
-        return await fn(node)
-    finally:
-        await node.stop()
 
 
 def _group(app: typer.Typer, name: str, help_: str) -> typer.Typer:

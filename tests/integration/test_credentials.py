@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aiohttp
-import pytest
 
 from evroam.ocpi.headers import encode_token
 from evroam.store import calllog
