@@ -125,6 +125,48 @@ async def insert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
     return int(result.inserted_primary_key[0])
 
 
+async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, datetime, str | None]]
+                      ) -> list[tuple[int, bool]]:
+    """Insert or replace many objects of one module and owner in a few
+    statements (a pulled page, a bulk import). Rows are (key, data,
+    last_updated, ref_key) with distinct keys; returns (pk, created) in order."""
+    if not rows:
+        return []
+    module, owner = rows[0][0].module, rows[0][0].owner_id
+    idents = [(k.cc, k.pid, k.oid, k.type) for k, *_ in rows]
+    if len(set(idents)) != len(idents):
+        raise ValueError("upsert_many: the same object appears twice")
+    found: dict[tuple[str, str, str, str], int] = {}
+    oids = sorted({k.oid for k, *_ in rows})
+    for i in range(0, len(oids), 500):
+        result = await conn.execute(
+            sa.select(objects.c.id, objects.c.cc_key, objects.c.pid_key, objects.c.oid_key, objects.c.type_key)
+            .where(objects.c.module == module, objects.c.owner_id == owner, objects.c.oid_key.in_(oids[i:i + 500])))
+        found.update({(r.cc_key, r.pid_key, r.oid_key, r.type_key): r.id for r in result})
+    out: list[tuple[int, bool]] = [(0, False)] * len(rows)
+    changed, new = [], []
+    for i, ((key, data, last_updated, ref), ident) in enumerate(zip(rows, idents, strict=True)):
+        if ident in found:
+            changed.append((i, {"b_pk": found[ident], "b_data": data, "b_last_updated": last_updated,
+                                "b_ref_key": ref}))
+        else:
+            new.append((i, {"module": module, "owner_id": owner, "cc_key": key.cc, "pid_key": key.pid,
+                            "oid_key": key.oid, "type_key": key.type, "data": data, "last_updated": last_updated,
+                            "ref_key": ref, "stale": False}))
+    if changed:
+        await conn.execute(objects.update().where(objects.c.id == sa.bindparam("b_pk")).values(
+            data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"),
+            ref_key=sa.bindparam("b_ref_key"), stale=False), [p for _, p in changed])
+        for i, p in changed:
+            out[i] = (p["b_pk"], False)
+    if new:
+        inserted = await conn.execute(objects.insert().returning(objects.c.id, sort_by_parameter_order=True),
+                                      [p for _, p in new])
+        for (i, _), pk in zip(new, inserted.scalars().all(), strict=True):
+            out[i] = (pk, True)
+    return out
+
+
 async def set_status(conn: AsyncConnection, pk: int, status: str, note: str | None = None) -> None:
     await conn.execute(objects.update().where(objects.c.id == pk).values(status=status, note=note))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.base import OcpiModel
@@ -18,7 +17,6 @@ from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
 from evroam.store.tables import OURS
-from evroam.store.tables import objects as tbl
 from evroam.store.tables import outbox as outbox_tbl
 
 
@@ -67,39 +65,9 @@ async def publish_many(conn: AsyncConnection, module: ObjectModule, objs: Sequen
     be distinct. Returns (pk, created) per object, in order."""
     if receivers is None:
         receivers = await party_repo.list_all(conn)
-    keys = [object_key(module, o) for o in objs]
-    idents = [(k.cc, k.pid, k.oid, k.type) for k in keys]
-    if len(set(idents)) != len(idents):
-        raise ValueError("publish_many: the same object appears twice")
-    found: dict[tuple[str, str, str, str], int] = {}
-    oids = sorted({k.oid for k in keys})
-    for i in range(0, len(oids), 500):
-        rows = await conn.execute(sa.select(tbl.c.id, tbl.c.cc_key, tbl.c.pid_key, tbl.c.oid_key, tbl.c.type_key)
-                                  .where(tbl.c.module == module.id, tbl.c.owner_id == OURS,
-                                         tbl.c.oid_key.in_(oids[i:i + 500])))
-        found.update({(r.cc_key, r.pid_key, r.oid_key, r.type_key): r.id for r in rows})
     refs = [ref_key(module, o) for o in objs]
-    new, changed = [], []
-    for i, (obj, key, ident) in enumerate(zip(objs, keys, idents, strict=True)):
-        values = {"data": obj.to_json_bytes().decode(), "last_updated": obj.last_updated, "ref_key": refs[i],
-                  "stale": False}
-        if ident in found:
-            changed.append((i, {"b_pk": found[ident], **{f"b_{k}": v for k, v in values.items()}}))
-        else:
-            new.append((i, {"module": key.module, "owner_id": key.owner_id, "cc_key": key.cc, "pid_key": key.pid,
-                            "oid_key": key.oid, "type_key": key.type, **values}))
-    result: list[tuple[int, bool]] = [(0, False)] * len(objs)
-    if changed:
-        await conn.execute(tbl.update().where(tbl.c.id == sa.bindparam("b_pk")).values(
-            data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"),
-            ref_key=sa.bindparam("b_ref_key"), stale=sa.bindparam("b_stale")), [p for _, p in changed])
-        for i, p in changed:
-            result[i] = (p["b_pk"], False)
-    if new:
-        inserted = await conn.execute(tbl.insert().returning(tbl.c.id, sort_by_parameter_order=True),
-                                      [p for _, p in new])
-        for (i, _), pk in zip(new, inserted.scalars().all(), strict=True):
-            result[i] = (pk, True)
+    result = await objects.upsert_many(conn, [(object_key(module, o), o.to_json_bytes().decode(), o.last_updated,
+                                               refs[i]) for i, o in enumerate(objs)])
     method = "POST" if module.immutable else "PUT"
     now = utcnow()
     fresh_rows = []

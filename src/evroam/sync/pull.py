@@ -77,23 +77,26 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
         async for page in client.paginate(url, party.token_out, params=params or None, party_id=party.id,
                                           raw_token=party.allow_raw_token):
             received = []
+            rows = []
+            for i, raw in enumerate(page):
+                try:
+                    obj = module.model.from_wire(raw)
+                except ValidationError as exc:
+                    result.invalid.append(f"#{result.stored + i}: {error_text(exc)[:300]}")
+                    continue
+                # Each object's owner is its own cc/pid; others are not ours to keep (A7.7).
+                if (ci_key(obj.country_code), ci_key(obj.party_id)) not in owners:
+                    result.foreign += 1
+                    continue
+                rows.append((object_key(module, obj, party.id), obj.to_json_bytes().decode(), obj.last_updated,
+                             ref_key(module, obj)))
+                received.append(obj)
+            # A page repeating an object (its total shifted under us) keeps the last copy.
+            unique = {(k.cc, k.pid, k.oid, k.type): (k, d, t, r) for k, d, t, r in rows}
             async with engine.begin() as conn:
-                for i, raw in enumerate(page):
-                    try:
-                        obj = module.model.from_wire(raw)
-                    except ValidationError as exc:
-                        result.invalid.append(f"#{result.stored + i}: {error_text(exc)[:300]}")
-                        continue
-                    # Each object's owner is its own cc/pid; others are not ours to keep (A7.7).
-                    if (ci_key(obj.country_code), ci_key(obj.party_id)) not in owners:
-                        result.foreign += 1
-                        continue
-                    pk, _ = await objects.upsert(conn, object_key(module, obj, party.id),
-                                                 obj.to_json_bytes().decode(), obj.last_updated,
-                                                 ref_key=ref_key(module, obj))
-                    seen.add(pk)
-                    received.append(obj)
-                    result.stored += 1
+                stored = await objects.upsert_many(conn, list(unique.values()))
+            seen.update(pk for pk, _ in stored)
+            result.stored += len(received)
             if hooks is not None:
                 for obj in received:
                     await hooks.fire(Received(f"received.{module_id}"), obj, party)
