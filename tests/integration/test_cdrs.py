@@ -360,3 +360,34 @@ async def test_admin_routes_drive_a_session_to_its_cdr(cluster):
     await wait_for(arrived, what="the session and its CDR at the eMSP")
     assert len((await p.doc_at_emsp("sessions", "AD1"))["charging_periods"]) == 2
     assert (await verdict_at_emsp(p, "AD1"))[0] == "ACCEPTED"
+
+
+async def test_pulled_cdrs_are_checked_like_pushed_ones(cluster):
+    """The eMSP checks every CDR it receives, whether pushed or pulled."""
+    from evroam.store import objects as repo
+    from evroam.store.objects import ObjectKey as Key
+    from tests.integration.test_credentials import EMSP
+
+    cpo = await cluster.node("cpo", [("CPO", "NL", "CPO")], run_workers=False)  # nothing is pushed
+    emsp = await cluster.node("emsp", EMSP)
+    token_a, url = await cpo.handshake.invite("emsp")
+    party = await emsp.handshake.register(url, token_a)
+    await cpo.publish("tariffs", Tariff.from_wire(tariff()))
+    await cpo.publish("locations", Location.from_wire(location()))
+    good = make_cdr("S1")
+    bad = CDR.from_wire({**json.loads(good.to_json_bytes()), "id": "S2",
+                         "total_cost": {"excl_vat": 99, "incl_vat": 100}})
+    await cpo.publish("cdrs", good)
+    await cpo.publish("cdrs", bad)
+    for module in ("locations", "tariffs", "cdrs"):
+        result = await emsp.pull(party.name, module, full=True)
+        assert result.error is None and result.invalid == []
+    async with emsp.engine.connect() as conn:
+        s1 = await repo.get(conn, Key("cdrs", party.id, "NL", "CPO", "S1"))
+        s2 = await repo.get(conn, Key("cdrs", party.id, "NL", "CPO", "S2"))
+    assert s1.status == "ACCEPTED"
+    assert s2.status == "DISPUTED" and "total_cost.excl_vat" in s2.note
+    # A second pull does not judge them again (and keeps the verdicts).
+    await emsp.pull(party.name, "cdrs", full=True)
+    async with emsp.engine.connect() as conn:
+        assert (await repo.get(conn, Key("cdrs", party.id, "NL", "CPO", "S2"))).status == "DISPUTED"

@@ -55,24 +55,28 @@ class DeliveryWorker:
         # unique pending row guarantees one per object); different objects do.
         sem = asyncio.Semaphore(self.concurrency)
 
-        async def one(d: Delivery) -> str | None:
+        async def one(d: Delivery) -> None:
             async with sem:
-                return await self._attempt(d)
+                error = await self._attempt(d)
+                await self._record(d, error)
 
-        errors = await asyncio.gather(*(one(d) for d in claimed))
-        # One commit for the whole batch: a crash before it only means the
-        # batch is sent again, which idempotent receivers treat as a no-op.
-        async with self.engine.begin() as conn:
-            for d, error in zip(claimed, errors, strict=True):
-                if error is None:
-                    await outbox.complete(conn, d)
-                    self.delivered += 1
-                else:
-                    status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
-                                               self.max_backoff_s)
-                    log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
-                                status=status, error=error)
+        await asyncio.gather(*(one(d) for d in claimed))
         return len(claimed)
+
+    async def _record(self, d: Delivery, error: str | None) -> None:
+        # Committed right after the partner's answer, not once per batch: the
+        # only way a delivery reaches a partner twice is our process dying
+        # between that answer and this commit, so the window is kept to
+        # milliseconds (and our receivers treat such a repeat as a no-op).
+        async with self.engine.begin() as conn:
+            if error is None:
+                await outbox.complete(conn, d)
+                self.delivered += 1
+            else:
+                status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
+                                           self.max_backoff_s)
+                log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
+                            status=status, error=error)
 
     async def _attempt(self, d: Delivery) -> str | None:
         """Send one delivery; None on success, else why it failed."""

@@ -56,6 +56,18 @@ async def _record(engine: AsyncEngine, party_id: int, module: str, **values: obj
             await conn.execute(sync_state.insert().values(party_id=party_id, module=module, **values))
 
 
+async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[tuple[int, bool]]) -> None:  # noqa: ANN001
+    """A pulled CDR is received like a pushed one: re-price it once, when it
+    first arrives, and keep ACCEPTED or DISPUTED with the reason."""
+    from evroam.ocpi.cdrs import CDR
+    from evroam.server.cdrs import verdict
+
+    for (_, data, _, _), (pk, created) in zip(unique.values(), stored, strict=True):
+        if created:
+            status, note = await verdict(conn, owner_id, CDR.from_wire(data))
+            await objects.set_status(conn, pk, status, note)
+
+
 async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id: str, *, full: bool = False,
                hooks: Hooks | None = None) -> PullResult:
     module = OBJECT_MODULES[module_id]
@@ -95,6 +107,8 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
             unique = {(k.cc, k.pid, k.oid, k.type): (k, d, t, r) for k, d, t, r in rows}
             async with engine.begin() as conn:
                 stored = await objects.upsert_many(conn, list(unique.values()))
+                if module_id == "cdrs":
+                    await _check_new_cdrs(conn, party.id, unique, stored)
             seen.update(pk for pk, _ in stored)
             result.stored += len(received)
             if hooks is not None:
