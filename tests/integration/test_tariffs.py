@@ -56,6 +56,13 @@ async def test_pull_full_and_delta_and_stale(cluster):
     await cpo.publish("tariffs", Tariff.from_wire(tariff("T2", price=0.5, updated="2099-01-01T00:00:00Z")))
     delta = await emsp.pull(party.name, "tariffs")
     assert delta.stored == 1
+    # The call log keeps the query a pull sent (its date filter).
+    from evroam.store import calllog
+
+    await emsp.call_log.flush()
+    gets = [r["url"] for r in await calllog.recent(emsp.engine, limit=50)
+            if r["direction"] == "out" and r["url"].startswith(party.endpoint_url("tariffs", "SENDER"))]
+    assert any("?date_from=" in u for u in gets), gets
     # A full pull that no longer returns an object marks it stale.
     async with cpo.engine.begin() as conn:
         s = await objects.get(conn, ObjectKey("tariffs", 0, "NL", "CPO", "T3"))

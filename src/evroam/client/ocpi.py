@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlencode
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,8 @@ class OcpiClient:
             payload = body.to_json_bytes() if isinstance(body, OcpiModel) else dumps(body)
         if payload is not None:
             hdrs["Content-Type"] = "application/json"
-        rec = CallRecord(direction="out", method=method, url=url, duration_ms=0.0, party_id=party_id,
+        logged_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
+        rec = CallRecord(direction="out", method=method, url=logged_url, duration_ms=0.0, party_id=party_id,
                          request_id=request_id, correlation_id=hdrs["X-Correlation-ID"])
         cap = self.call_log.body_cap if self.call_log else 16384
         rec.request_body = redact(payload, cap)
