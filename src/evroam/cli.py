@@ -5,7 +5,6 @@ Names and flags here are a contract used from outside: keep them stable.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Annotated, Optional
@@ -13,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from evroam.cli_common import Home, console, err, with_node as _with_node
+from evroam.cli_common import Home, console, err, run
+from evroam.cli_common import with_node as _with_node
 from evroam.cli_common import load_config as _load
 from evroam.config import NodeConfig, RoleConfig
 from evroam.ocpi.common import Role
@@ -28,8 +28,7 @@ calls_app = typer.Typer(help="The log of OCPI calls in and out.", no_args_is_hel
 app.add_typer(partners_app, name="partners")
 app.add_typer(calls_app, name="calls")
 
-def _run(coro):  # noqa: ANN001, ANN202
-    return asyncio.run(coro)
+_run = run
 
 
 def _parse_role(spec: str, country: str | None, party: str | None) -> tuple[Role, str, str]:

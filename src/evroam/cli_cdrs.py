@@ -5,7 +5,6 @@ Wired into the main CLI by `register(app)`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from enum import StrEnum
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evroam.cli_common import Home
+from evroam.cli_common import Home, run
 from evroam.store.tables import OURS, objects, parties
 
 
@@ -87,7 +86,7 @@ def register(app: typer.Typer) -> None:
             finally:
                 await node.stop()
 
-        rows, total = asyncio.run(go())
+        rows, total = run(go())
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return

@@ -25,7 +25,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evroam.cli_common import Home, console, err
+from evroam.cli_common import Home, console, err, run
 from evroam.cli_common import load_config as _load
 from evroam.cli_common import with_node as _with_node
 from evroam.config import NodeConfig
@@ -95,7 +95,7 @@ def data_import(
             return await import_files(node.engine, module, files, node.config.roles, on_loaded=loaded,
                                       on_written=written)
 
-    reports = asyncio.run(_with_node(home, go))
+    reports = run(_with_node(home, go))
     failed = 0
     for r in reports:
         if r.ok:
@@ -129,7 +129,7 @@ def partners_status(
     async def go(node: Node):  # noqa: ANN202
         return await health(node.engine)
 
-    rows = asyncio.run(_with_node(home, go))
+    rows = run(_with_node(home, go))
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in rows], indent=2) + "\n")
         return
@@ -162,7 +162,7 @@ def partners_retry(home: Home, name: Annotated[str, typer.Argument(help="The par
                 return None
             return await outbox.retry_dead(conn, party.id)
 
-    n = asyncio.run(_with_node(home, go))
+    n = run(_with_node(home, go))
     if n is None:
         err.print(f"[red]no partner named {name!r}[/red]")
         raise typer.Exit(1)
@@ -195,7 +195,7 @@ def sync_pull(
         modules = [module] if module else pull_modules(party, [r.role for r in node.config.roles])
         return [await node.pull(partner, m, full=full) for m in modules]
 
-    results = asyncio.run(_with_node(home, go))
+    results = run(_with_node(home, go))
     if results is None:
         err.print(f"[red]no partner named {partner!r}[/red]")
         raise typer.Exit(1)
@@ -264,4 +264,4 @@ def worker(home: Home) -> None:
     cfg = _load(home)
     err.print(f"evroam worker for {cfg.name} ({cfg.db_url.split('://', 1)[0]})")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker_main(cfg))
+        run(_worker_main(cfg))

@@ -255,7 +255,9 @@ async def test_scheduled_pulls(cluster):
 async def test_lag_alert_gauges_and_metrics(cluster):
     cpo, emsp, party = await pair(cluster, cpo_settings={
         "lag_alert_s": 0.3, "lag_check_s": 0.05, "metrics": True, "delivery_backoff_s": 0.05,
-        "delivery_backoff_cap_s": 0.2})
+        # Many attempts: with the default 12 the row would be dead-lettered
+        # (and leave the pending lag) within about a second on a slow machine.
+        "delivery_backoff_cap_s": 0.2, "delivery_max_attempts": 10_000})
 
     def sample(name: str) -> float | None:
         return cpo.metrics_registry.get_sample_value(name, {"partner": "emsp"})

@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from evroam.cli_common import run
 from evroam.config import NodeConfig, RoleConfig
 from evroam.logs import configure
 from evroam.node import Node, bind_socket
@@ -279,7 +280,7 @@ async def _session_status(node: Node, owner: int, sid: str, status: str) -> bool
 def main() -> int:
     configure(logging.WARNING)  # the timeline tells the story; info logs would drown it
     with tempfile.TemporaryDirectory(prefix="evroam-demo-") as tmp:
-        return asyncio.run(lifecycle(Path(tmp)))
+        return run(lifecycle(Path(tmp)))
 
 
 if __name__ == "__main__":
