@@ -20,7 +20,8 @@ from evroam.ocpi.tokens import TokenType
 from evroam.ocpi.types import DateTime, ci_key
 from evroam.store import objects as repo
 from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check_own, own_keys
-from evroam.sync.locations import UnknownLocationObject, duplicate_ids, location_lock, set_evse_status
+from evroam.store.locations import UnknownLocationObject, duplicate_ids, location_lock
+from evroam.sync.locations import set_evse_status
 from evroam.sync.publish import object_key, publish
 
 router = APIRouter()

@@ -31,7 +31,7 @@ from evroam.server.hooks import Received
 from evroam.server.sessions import own_list
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
-from evroam.sync.publish import ref_key
+from evroam.store.objects import ref_key
 
 log = structlog.get_logger(__name__)
 

@@ -37,7 +37,15 @@ from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Authenticated
-from evroam.sync.locations import duplicate_connector_ids, duplicate_ids, index_of, later, location_lock
+from evroam.store.locations import (
+    duplicate_connector_ids,
+    duplicate_ids,
+    find_connector,
+    find_evse,
+    index_of,
+    later,
+    location_lock,
+)
 
 sender = APIRouter()
 receiver = APIRouter()
@@ -52,17 +60,17 @@ OLDER = "older than the stored version; kept"
 
 
 def _find_evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
-    i = index_of(doc.get("evses"), "uid", evse_uid)
-    if i is None:
-        raise not_found(f"unknown EVSE {evse_uid!r} in location {doc['id']!r}")
-    return doc["evses"][i]
+    try:
+        return find_evse(doc, evse_uid)
+    except LookupError as exc:
+        raise not_found(str(exc)) from None
 
 
 def _find_connector(evse: dict[str, Any], connector_id: str) -> dict[str, Any]:
-    j = index_of(evse.get("connectors"), "id", connector_id)
-    if j is None:
-        raise not_found(f"unknown connector {connector_id!r} in EVSE {evse['uid']!r}")
-    return evse["connectors"][j]
+    try:
+        return find_connector(evse, connector_id)
+    except LookupError as exc:
+        raise not_found(str(exc)) from None
 
 
 def _child(data: str, evse_uid: str, connector_id: str | None) -> bytes:

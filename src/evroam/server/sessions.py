@@ -35,7 +35,7 @@ from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
 from evroam.store.tables import OURS
-from evroam.sync.publish import ref_key
+from evroam.store.objects import ref_key
 
 log = structlog.get_logger(__name__)
 

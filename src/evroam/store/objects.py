@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from evroam.ocpi.base import OcpiModel
+from evroam.ocpi.modules import ObjectModule
 from evroam.ocpi.types import ci_key
 from evroam.store.tables import OURS, objects
 
@@ -46,6 +48,20 @@ class ObjectKey:
             objects.c.oid_key == self.oid,
             objects.c.type_key == self.type,
         )
+
+
+def object_key(module: ObjectModule, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
+    """The key an OCPI object is stored under (Tokens: uid + type)."""
+    type_ = getattr(obj, "type").value if module.typed else ""
+    return ObjectKey(module.id, owner_id, obj.country_code, obj.party_id, getattr(obj, module.id_field), type_)
+
+
+def ref_key(module: ObjectModule, obj: OcpiModel) -> str | None:
+    """The eMSP a Session or CDR concerns: only that partner may see it."""
+    token = getattr(obj, "cdr_token", None)
+    if module.id in ("sessions", "cdrs") and token is not None:
+        return ci_key(token.country_code + token.party_id)
+    return None
 
 
 @dataclass(slots=True)

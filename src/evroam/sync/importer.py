@@ -33,7 +33,7 @@ from evroam.ocpi.types import ci_key, format_datetime
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS, objects
-from evroam.sync.locations import duplicate_ids
+from evroam.store.locations import duplicate_ids
 from evroam.sync.publish import object_key, publish_many
 
 IMPORTABLE = ("locations", "tariffs", "tokens", "sessions", "cdrs")

@@ -16,10 +16,8 @@ older push (server/locations.py), so going back would leave it behind.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,79 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.ocpi.locations import EVSE, Connector, Location, Status
 from evroam.ocpi.modules import LOCATIONS
-from evroam.ocpi.types import ci_key, format_datetime, parse_datetime, utcnow
+from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import objects
+from evroam.store.locations import UnknownLocationObject as UnknownLocationObject  # re-exported: raised here
+from evroam.store.locations import duplicate_ids, find_connector, find_evse, index_of, later, location_lock
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
 from evroam.sync.publish import publish
-
-
-class UnknownLocationObject(LookupError):
-    """No such Location, EVSE or Connector among ours."""
-
-
-# --- shared with the Receiver (server/locations.py) -------------------------------------
-
-_locks: weakref.WeakValueDictionary[tuple[Hashable, ...], asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def location_lock(*key: Hashable) -> asyncio.Lock:
-    """One lock per Location document in this process.
-
-    SQLite takes no lock when a transaction reads, so two EVSE changes to one
-    Location could each read the old document and the second write would drop
-    the first. PostgreSQL rows are locked as well (FOR UPDATE), which also
-    covers several processes.
-    """
-    k = tuple(ci_key(p) if isinstance(p, str) else p for p in key)
-    lock = _locks.get(k)
-    if lock is None:
-        lock = _locks[k] = asyncio.Lock()
-    return lock
-
-
-def index_of(items: list[dict[str, Any]] | None, field: str, value: str) -> int | None:
-    """Position of the EVSE (uid) or Connector (id) with this CiString id."""
-    key = ci_key(value)
-    for i, item in enumerate(items or ()):
-        if isinstance(item.get(field), str) and ci_key(item[field]) == key:
-            return i
-    return None
-
-
-def later(a: str, b: str) -> str:
-    """The later of two DateTimes: a parent's last_updated never goes back
-    (it is when it "or one of its EVSEs or Connectors" last changed)."""
-    return b if parse_datetime(b) > parse_datetime(a) else a
-
-
-def _get(obj: Any, field: str) -> Any:
-    return obj.get(field) if isinstance(obj, dict) else getattr(obj, field)
-
-
-def duplicate_ids(location: Location | dict[str, Any]) -> str | None:
-    """A message naming the first EVSE uid or Connector id that appears twice
-    (URLs address them by id, so a duplicate makes one unreachable)."""
-    uids: set[str] = set()
-    for i, evse in enumerate(_get(location, "evses") or ()):
-        uid = _get(evse, "uid")
-        if ci_key(uid) in uids:
-            return f"evses.{i}.uid: {uid!r} appears twice in this Location"
-        uids.add(ci_key(uid))
-        msg = duplicate_connector_ids(evse, f"evses.{i}.")
-        if msg:
-            return msg
-    return None
-
-
-def duplicate_connector_ids(evse: EVSE | dict[str, Any], prefix: str = "") -> str | None:
-    ids: set[str] = set()
-    for j, connector in enumerate(_get(evse, "connectors") or ()):
-        cid = _get(connector, "id")
-        if ci_key(cid) in ids:
-            return f"{prefix}connectors.{j}.id: {cid!r} appears twice in this EVSE"
-        ids.add(ci_key(cid))
-    return None
 
 
 # --- our own Locations --------------------------------------------------------------------
@@ -125,20 +57,6 @@ async def _load(conn: AsyncConnection, location_id: str) -> dict[str, Any]:
                                                    doc["id"]), for_update=True)
         assert stored is not None  # nothing deletes Locations
     return json.loads(stored.data)
-
-
-def _evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
-    i = index_of(doc.get("evses"), "uid", evse_uid)
-    if i is None:
-        raise UnknownLocationObject(f"unknown EVSE {evse_uid!r} in location {doc['id']!r}")
-    return doc["evses"][i]
-
-
-def _connector(evse: dict[str, Any], connector_id: str) -> dict[str, Any]:
-    j = index_of(evse.get("connectors"), "id", connector_id)
-    if j is None:
-        raise UnknownLocationObject(f"unknown connector {connector_id!r} in EVSE {evse['uid']!r}")
-    return evse["connectors"][j]
 
 
 async def _change(target: Any, location_id: str,
@@ -174,7 +92,7 @@ async def patch_evse(target: Any, location_id: str, evse_uid: str, fields: dict[
     fields = {k: v for k, v in fields.items() if k not in ("uid", "last_updated")}
 
     def mutate(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        evse = _evse(doc, evse_uid)
+        evse = find_evse(doc, evse_uid)
         evse.update(fields, last_updated=later(evse["last_updated"], stamp))
         doc["last_updated"] = later(doc["last_updated"], stamp)
         wire = EVSE.from_wire(evse).to_wire()
@@ -198,8 +116,8 @@ async def patch_connector(target: Any, location_id: str, evse_uid: str, connecto
     fields = {k: v for k, v in fields.items() if k not in ("id", "last_updated")}
 
     def mutate(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        evse = _evse(doc, evse_uid)
-        connector = _connector(evse, connector_id)
+        evse = find_evse(doc, evse_uid)
+        connector = find_connector(evse, connector_id)
         connector.update(fields, last_updated=later(connector["last_updated"], stamp))
         evse["last_updated"] = later(evse["last_updated"], stamp)
         doc["last_updated"] = later(doc["last_updated"], stamp)
@@ -232,7 +150,7 @@ async def upsert_connector(target: Any, location_id: str, evse_uid: str, connect
     wire = connector.to_wire()
 
     def mutate(doc: dict[str, Any]) -> tuple[None, None]:
-        evse = _evse(doc, evse_uid)
+        evse = find_evse(doc, evse_uid)
         j = index_of(evse["connectors"], "id", connector.id)
         if j is None:
             evse["connectors"].append(wire)

@@ -14,23 +14,10 @@ from evroam.ocpi.modules import ObjectModule
 from evroam.ocpi.types import ci_key, utcnow
 from evroam.store import objects, outbox
 from evroam.store import parties as party_repo
-from evroam.store.objects import ObjectKey
+from evroam.store.objects import object_key as object_key  # re-exported for callers of publish()
+from evroam.store.objects import ref_key
 from evroam.store.parties import Party
-from evroam.store.tables import OURS
 from evroam.store.tables import outbox as outbox_tbl
-
-
-def object_key(module: ObjectModule, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
-    type_ = getattr(obj, "type").value if module.typed else ""
-    return ObjectKey(module.id, owner_id, obj.country_code, obj.party_id, getattr(obj, module.id_field), type_)
-
-
-def ref_key(module: ObjectModule, obj: OcpiModel) -> str | None:
-    """The eMSP a Session or CDR concerns: only that partner may see it."""
-    token = getattr(obj, "cdr_token", None)
-    if module.id in ("sessions", "cdrs") and token is not None:
-        return ci_key(token.country_code + token.party_id)
-    return None
 
 
 def wants(party: Party, module: str, ref: str | None) -> bool:

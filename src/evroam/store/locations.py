@@ -1,0 +1,94 @@
+"""Location documents: an EVSE or Connector lives inside its Location's
+document. The helpers both sides need (the Receiver in server/locations.py,
+our own changes in sync/locations.py): lookups, duplicate ids, the
+last_updated rule, and the per-Location lock."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Hashable
+from typing import Any
+
+from evroam.ocpi.locations import EVSE, Location
+from evroam.ocpi.types import ci_key, parse_datetime
+
+
+class UnknownLocationObject(LookupError):
+    """No such Location, EVSE or Connector."""
+
+
+_locks: weakref.WeakValueDictionary[tuple[Hashable, ...], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def location_lock(*key: Hashable) -> asyncio.Lock:
+    """One lock per Location document in this process.
+
+    SQLite takes no lock when a transaction reads, so two EVSE changes to one
+    Location could each read the old document and the second write would drop
+    the first. PostgreSQL rows are locked as well (FOR UPDATE), which also
+    covers several processes.
+    """
+    k = tuple(ci_key(p) if isinstance(p, str) else p for p in key)
+    lock = _locks.get(k)
+    if lock is None:
+        lock = _locks[k] = asyncio.Lock()
+    return lock
+
+
+def index_of(items: list[dict[str, Any]] | None, field: str, value: str) -> int | None:
+    """Position of the EVSE (uid) or Connector (id) with this CiString id."""
+    key = ci_key(value)
+    for i, item in enumerate(items or ()):
+        if isinstance(item.get(field), str) and ci_key(item[field]) == key:
+            return i
+    return None
+
+
+def later(a: str, b: str) -> str:
+    """The later of two DateTimes: a parent's last_updated never goes back
+    (it is when it "or one of its EVSEs or Connectors" last changed)."""
+    return b if parse_datetime(b) > parse_datetime(a) else a
+
+
+def _get(obj: Any, field: str) -> Any:
+    return obj.get(field) if isinstance(obj, dict) else getattr(obj, field)
+
+
+def duplicate_ids(location: Location | dict[str, Any]) -> str | None:
+    """A message naming the first EVSE uid or Connector id that appears twice
+    (URLs address them by id, so a duplicate makes one unreachable)."""
+    uids: set[str] = set()
+    for i, evse in enumerate(_get(location, "evses") or ()):
+        uid = _get(evse, "uid")
+        if ci_key(uid) in uids:
+            return f"evses.{i}.uid: {uid!r} appears twice in this Location"
+        uids.add(ci_key(uid))
+        msg = duplicate_connector_ids(evse, f"evses.{i}.")
+        if msg:
+            return msg
+    return None
+
+
+def duplicate_connector_ids(evse: EVSE | dict[str, Any], prefix: str = "") -> str | None:
+    ids: set[str] = set()
+    for j, connector in enumerate(_get(evse, "connectors") or ()):
+        cid = _get(connector, "id")
+        if ci_key(cid) in ids:
+            return f"{prefix}connectors.{j}.id: {cid!r} appears twice in this EVSE"
+        ids.add(ci_key(cid))
+    return None
+
+
+def find_evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
+    i = index_of(doc.get("evses"), "uid", evse_uid)
+    if i is None:
+        raise UnknownLocationObject(f"unknown EVSE {evse_uid!r} in location {doc['id']!r}")
+    return doc["evses"][i]
+
+
+def find_connector(evse: dict[str, Any], connector_id: str) -> dict[str, Any]:
+    j = index_of(evse.get("connectors"), "id", connector_id)
+    if j is None:
+        raise UnknownLocationObject(f"unknown connector {connector_id!r} in EVSE {evse['uid']!r}")
+    return evse["connectors"][j]
