@@ -202,16 +202,17 @@ def sync_pull(
     if not results:
         err.print(f"[yellow]{partner} sends nothing this node receives[/yellow]")
     if as_json:
-        out = [{"module": r.module, "full": r.full, "stored": r.stored, "invalid": r.invalid, "foreign": r.foreign,
-                "marked_stale": r.marked_stale, "error": r.error} for r in results]
+        out = [{"module": r.module, "full": r.full, "stored": r.stored, "kept_newer": r.kept_newer,
+                "invalid": r.invalid, "foreign": r.foreign, "marked_stale": r.marked_stale, "error": r.error}
+               for r in results]
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
         table = Table(title=f"Pulled from {partner}")
-        for col in ("module", "kind", "stored", "invalid", "foreign", "marked stale", "error"):
+        for col in ("module", "kind", "stored", "kept newer", "invalid", "foreign", "marked stale", "error"):
             table.add_column(col)
         for r in results:
-            table.add_row(r.module, "full" if r.full else "delta", str(r.stored), str(len(r.invalid)),
-                          str(r.foreign), str(r.marked_stale), r.error or "")
+            table.add_row(r.module, "full" if r.full else "delta", str(r.stored), str(r.kept_newer),
+                          str(len(r.invalid)), str(r.foreign), str(r.marked_stale), r.error or "")
         console.print(table)
         for r in results:
             for line in r.invalid[:5]:

@@ -30,11 +30,36 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The driver's own transaction handling starts a transaction only
+            # at the first INSERT/UPDATE/DELETE, so a read meant to lock
+            # (SELECT … FOR UPDATE, which SQLite does not have) ran outside
+            # any transaction: two writers could both read, then both write,
+            # and one change was lost. We issue BEGIN ourselves (below).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _sqlite_begin(conn, cursor, statement, _params, context, _many):  # noqa: ANN001
+            # A transaction takes SQLite's single write lock (BEGIN IMMEDIATE)
+            # at its first write or locking read, so read-modify-write cycles
+            # serialise as FOR UPDATE does on PostgreSQL. Plain reads before
+            # that stay lock-free, so readers never queue behind writers (WAL).
+            if conn.in_transaction() and not cursor._connection.in_transaction and _needs_lock(statement, context):
+                cursor.execute("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _needs_lock(statement: str, context: object) -> bool:
+    head = statement.lstrip()[:6].upper()
+    if head == "PRAGMA":
+        return False
+    if head != "SELECT":
+        return True  # INSERT, UPDATE, DELETE, SAVEPOINT, DDL, WITH …
+    compiled = getattr(context, "compiled", None)
+    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

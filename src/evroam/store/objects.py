@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -83,7 +84,9 @@ def _stored(row: sa.Row) -> Stored:
 
 async def get(conn: AsyncConnection, key: ObjectKey, *, for_update: bool = False) -> Stored | None:
     stmt = sa.select(*_COLS).where(key.where())
-    if for_update and conn.dialect.name == "postgresql":
+    if for_update:
+        # PostgreSQL locks the row; SQLite renders no FOR UPDATE, but the
+        # transaction takes the write lock before this read (store/db.py).
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
     return _stored(row) if row else None
@@ -141,46 +144,74 @@ async def insert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
     return int(result.inserted_primary_key[0])
 
 
-async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, datetime, str | None]]
-                      ) -> list[tuple[int, bool]]:
+class Upserted(NamedTuple):
+    pk: int
+    created: bool
+    written: bool  # False: the stored version was newer and was kept (keep_newer)
+
+
+async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, datetime, str | None]], *,
+                      keep_newer: bool = False) -> list[Upserted]:
     """Insert or replace many objects of one module and owner in a few
     statements (a pulled page, a bulk import). Rows are (key, data,
-    last_updated, ref_key) with distinct keys; returns (pk, created) in order."""
+    last_updated, ref_key) with distinct keys; returns one Upserted per row,
+    in order.
+
+    `keep_newer`: a stored object with a later last_updated is kept, not
+    overwritten (a pulled page read before a newer version was pushed to us).
+    """
     if not rows:
         return []
     module, owner = rows[0][0].module, rows[0][0].owner_id
     idents = [(k.cc, k.pid, k.oid, k.type) for k, *_ in rows]
     if len(set(idents)) != len(idents):
         raise ValueError("upsert_many: the same object appears twice")
-    found: dict[tuple[str, str, str, str], int] = {}
     oids = sorted({k.oid for k, *_ in rows})
-    for i in range(0, len(oids), 500):
-        result = await conn.execute(
-            sa.select(objects.c.id, objects.c.cc_key, objects.c.pid_key, objects.c.oid_key, objects.c.type_key)
-            .where(objects.c.module == module, objects.c.owner_id == owner, objects.c.oid_key.in_(oids[i:i + 500])))
-        found.update({(r.cc_key, r.pid_key, r.oid_key, r.type_key): r.id for r in result})
-    out: list[tuple[int, bool]] = [(0, False)] * len(rows)
-    changed, new = [], []
-    for i, ((key, data, last_updated, ref), ident) in enumerate(zip(rows, idents, strict=True)):
-        if ident in found:
-            changed.append((i, {"b_pk": found[ident], "b_data": data, "b_last_updated": last_updated,
-                                "b_ref_key": ref}))
-        else:
-            new.append((i, {"module": module, "owner_id": owner, "cc_key": key.cc, "pid_key": key.pid,
-                            "oid_key": key.oid, "type_key": key.type, "data": data, "last_updated": last_updated,
-                            "ref_key": ref, "stale": False}))
-    if changed:
-        await conn.execute(objects.update().where(objects.c.id == sa.bindparam("b_pk")).values(
-            data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"),
-            ref_key=sa.bindparam("b_ref_key"), stale=False), [p for _, p in changed])
-        for i, p in changed:
-            out[i] = (p["b_pk"], False)
-    if new:
-        inserted = await conn.execute(objects.insert().returning(objects.c.id, sort_by_parameter_order=True),
-                                      [p for _, p in new])
-        for (i, _), pk in zip(new, inserted.scalars().all(), strict=True):
-            out[i] = (pk, True)
-    return out
+    for _ in range(3):
+        found: dict[tuple[str, str, str, str], tuple[int, datetime]] = {}
+        for i in range(0, len(oids), 500):
+            # Locked, so a concurrent writer cannot slip a version in between
+            # this read and our write (SQLite: the transaction's write lock).
+            result = await conn.execute(
+                sa.select(objects.c.id, objects.c.cc_key, objects.c.pid_key, objects.c.oid_key, objects.c.type_key,
+                          objects.c.last_updated)
+                .where(objects.c.module == module, objects.c.owner_id == owner,
+                       objects.c.oid_key.in_(oids[i:i + 500]))
+                .with_for_update())
+            found.update({(r.cc_key, r.pid_key, r.oid_key, r.type_key): (r.id, r.last_updated) for r in result})
+        out: list[Upserted] = [Upserted(0, False, False)] * len(rows)
+        changed, new = [], []
+        for i, ((key, data, last_updated, ref), ident) in enumerate(zip(rows, idents, strict=True)):
+            if ident in found:
+                pk, stored_at = found[ident]
+                if keep_newer and stored_at > last_updated:
+                    out[i] = Upserted(pk, False, False)
+                    continue
+                changed.append((i, {"b_pk": pk, "b_data": data, "b_last_updated": last_updated, "b_ref_key": ref}))
+            else:
+                new.append((i, {"module": module, "owner_id": owner, "cc_key": key.cc, "pid_key": key.pid,
+                                "oid_key": key.oid, "type_key": key.type, "data": data,
+                                "last_updated": last_updated, "ref_key": ref, "stale": False}))
+        if new:
+            try:
+                async with conn.begin_nested():
+                    inserted = await conn.execute(
+                        objects.insert().returning(objects.c.id, sort_by_parameter_order=True), [p for _, p in new])
+                    pks = inserted.scalars().all()
+            except IntegrityError:
+                # PostgreSQL: another transaction created one of these keys
+                # after our read (nothing to lock then). Read again.
+                continue
+            for (i, _), pk in zip(new, pks, strict=True):
+                out[i] = Upserted(pk, True, True)
+        if changed:
+            await conn.execute(objects.update().where(objects.c.id == sa.bindparam("b_pk")).values(
+                data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"),
+                ref_key=sa.bindparam("b_ref_key"), stale=False), [p for _, p in changed])
+            for i, p in changed:
+                out[i] = Upserted(p["b_pk"], False, True)
+        return out
+    raise RuntimeError(f"could not upsert a page of {module}: keys kept being created concurrently")
 
 
 async def set_status(conn: AsyncConnection, pk: int, status: str, note: str | None = None) -> None:

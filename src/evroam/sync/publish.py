@@ -45,7 +45,7 @@ async def publish(conn: AsyncConnection, module: ObjectModule, obj: OcpiModel, *
 
 
 async def publish_many(conn: AsyncConnection, module: ObjectModule, objs: Sequence[OcpiModel], *,
-                       receivers: list[Party] | None = None) -> list[tuple[int, bool]]:
+                       receivers: list[Party] | None = None) -> list[objects.Upserted]:
     """`publish()` for many objects at once (bulk import): the same rows in the
     caller's transaction, in a few statements instead of several per object.
     Every change goes out whole (PUT; POST for CDRs). The objects' keys must
@@ -58,7 +58,7 @@ async def publish_many(conn: AsyncConnection, module: ObjectModule, objs: Sequen
     method = "POST" if module.immutable else "PUT"
     now = utcnow()
     fresh_rows = []
-    for i, (pk, created) in enumerate(result):
+    for i, (pk, created, _) in enumerate(result):
         for party in receivers:
             if not wants(party, module.id, refs[i]):
                 continue

@@ -35,6 +35,8 @@ class PullResult:
     module: str
     full: bool
     stored: int = 0
+    # Objects we already held in a newer version (pushed after the page was read).
+    kept_newer: int = 0
     invalid: list[str] = field(default_factory=list)
     foreign: int = 0
     marked_stale: int = 0
@@ -62,7 +64,7 @@ async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[tuple[
     from evroam.ocpi.cdrs import CDR
     from evroam.server.cdrs import verdict
 
-    for (_, data, _, _), (pk, created) in zip(unique.values(), stored, strict=True):
+    for (_, data, _, _), (pk, created, _) in zip(unique.values(), stored, strict=True):
         if created:
             status, note = await verdict(conn, owner_id, CDR.from_wire(data))
             await objects.set_status(conn, pk, status, note)
@@ -88,8 +90,7 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
     try:
         async for page in client.paginate(url, party.token_out, params=params or None, party_id=party.id,
                                           raw_token=party.allow_raw_token):
-            received = []
-            rows = []
+            rows = {}
             for i, raw in enumerate(page):
                 try:
                     obj = module.model.from_wire(raw)
@@ -100,20 +101,23 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
                 if (ci_key(obj.country_code), ci_key(obj.party_id)) not in owners:
                     result.foreign += 1
                     continue
-                rows.append((object_key(module, obj, party.id), obj.to_json_bytes().decode(), obj.last_updated,
-                             ref_key(module, obj)))
-                received.append(obj)
-            # A page repeating an object (its total shifted under us) keeps the last copy.
-            unique = {(k.cc, k.pid, k.oid, k.type): (k, d, t, r) for k, d, t, r in rows}
+                key = object_key(module, obj, party.id)
+                # A page repeating an object (its total shifted under us) keeps the last copy.
+                rows[(key.cc, key.pid, key.oid, key.type)] = (key, obj.to_json_bytes().decode(), obj.last_updated,
+                                                              ref_key(module, obj), obj)
+            unique = {ident: row[:4] for ident, row in rows.items()}
             async with engine.begin() as conn:
-                stored = await objects.upsert_many(conn, list(unique.values()))
+                # A version pushed to us after this page was read is newer: kept.
+                stored = await objects.upsert_many(conn, list(unique.values()), keep_newer=True)
                 if module_id == "cdrs":
                     await _check_new_cdrs(conn, party.id, unique, stored)
-            seen.update(pk for pk, _ in stored)
-            result.stored += len(received)
+            seen.update(u.pk for u in stored)
+            result.stored += len(rows)
+            result.kept_newer += sum(1 for u in stored if not u.written)
             if hooks is not None:
-                for obj in received:
-                    await hooks.fire(Received(f"received.{module_id}"), obj, party)
+                for row, u in zip(rows.values(), stored, strict=True):
+                    if u.written:
+                        await hooks.fire(Received(f"received.{module_id}"), row[4], party)
     except PartnerError as exc:
         result.error = exc.message
         await _record(engine, party.id, module_id, last_attempt_at=started, last_error=exc.message)
