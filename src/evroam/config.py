@@ -53,6 +53,10 @@ class NodeConfig:
     delivery_max_attempts: int = 12
     delivery_backoff_s: float = 1.0
     delivery_backoff_cap_s: float = 3600.0
+    # Total time allowed for one outbound OCPI call. A delivery that times out
+    # may still have been applied by the partner: it is checked there before
+    # it is sent again (sync/delivery.py).
+    outbound_timeout_s: float = 30.0
     # Scheduled pulls (sync/scheduler.py): delta every pull_interval_s (±10 %),
     # full every full_pull_interval_s; a new partner's first after the delay.
     pull_interval_s: float = 3 * 3600.0
@@ -89,6 +93,7 @@ class NodeConfig:
             "delivery_max_attempts": self.delivery_max_attempts,
             "delivery_backoff_s": self.delivery_backoff_s,
             "delivery_backoff_cap_s": self.delivery_backoff_cap_s,
+            "outbound_timeout_s": self.outbound_timeout_s,
             "pull_interval_s": self.pull_interval_s,
             "full_pull_interval_s": self.full_pull_interval_s,
             "pull_initial_delay_s": self.pull_initial_delay_s,
@@ -127,6 +132,7 @@ class NodeConfig:
             delivery_max_attempts=int(doc.get("delivery_max_attempts", 12)),
             delivery_backoff_s=float(doc.get("delivery_backoff_s", 1.0)),
             delivery_backoff_cap_s=float(doc.get("delivery_backoff_cap_s", 3600.0)),
+            outbound_timeout_s=float(doc.get("outbound_timeout_s", 30.0)),
             pull_interval_s=float(doc.get("pull_interval_s", 3 * 3600.0)),
             full_pull_interval_s=float(doc.get("full_pull_interval_s", 24 * 3600.0)),
             pull_initial_delay_s=float(doc.get("pull_initial_delay_s", 60.0)),

@@ -91,12 +91,13 @@ class Node:
         if self._started:
             return self
         await migrate(self.engine)
-        self._session = new_session()
+        self._session = new_session(total_timeout=self.config.outbound_timeout_s)
         self.client = OcpiClient(self._session, self.call_log)
         self.handshake = Handshake(self.config, self.engine, self.client)
         self.delivery = DeliveryWorker(self.engine, self.client, max_attempts=self.config.delivery_max_attempts,
                                        base_backoff_s=self.config.delivery_backoff_s,
-                                       max_backoff_s=self.config.delivery_backoff_cap_s)
+                                       max_backoff_s=self.config.delivery_backoff_cap_s,
+                                       request_timeout_s=self.config.outbound_timeout_s)
         self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks)
         self.callbacks = Callbacks(self.engine, self.client, [(r.role, r.country_code.upper(), r.party_id.upper())
                                                               for r in self.config.roles])

@@ -31,12 +31,17 @@ class PartnerError(Exception):
     """
 
     def __init__(self, message: str, status_code: int = StatusCode.CLIENT_API_UNUSABLE,
-                 http_status: int | None = None, partner_status: int | None = None) -> None:
+                 http_status: int | None = None, partner_status: int | None = None,
+                 maybe_applied: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = int(status_code)
         self.http_status = http_status
         self.partner_status = partner_status
+        # True when the request may have reached the partner and been acted on
+        # even though we got no usable answer (a timeout, a dropped connection,
+        # a proxy's error page). Not when we never connected.
+        self.maybe_applied = maybe_applied
 
 
 class PartnerUnreachable(PartnerError):
@@ -126,7 +131,9 @@ class OcpiClient:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             rec.error = f"{type(exc).__name__}: {exc}"
-            raise PartnerUnreachable(f"{method} {url} failed: {rec.error}") from None
+            never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+            raise PartnerUnreachable(f"{method} {url} failed: {rec.error}",
+                                     maybe_applied=not never_sent) from None
         finally:
             rec.duration_ms = (time.perf_counter() - started) * 1000
             if self.call_log is not None:
@@ -136,7 +143,8 @@ class OcpiClient:
         except ValidationError as exc:
             rec.error = "not an OCPI envelope: " + error_text(exc)
             raise PartnerError(f"{method} {url} answered HTTP {resp.status} without a valid OCPI envelope "
-                               f"({error_text(exc)[:200]})", http_status=resp.status) from None
+                               f"({error_text(exc)[:200]})", http_status=resp.status,
+                               maybe_applied=True) from None
         rec.ocpi_status = envelope.status_code
         return OcpiResult(resp.status, envelope, resp_headers)
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.types import utcnow
-from evroam.store.tables import outbox
+from evroam.store.tables import objects, outbox
 
 PENDING = "PENDING"
 DEAD = "DEAD"
@@ -37,6 +37,8 @@ class Delivery:
     sub_path: str | None
     seq: int
     attempts: int
+    # The previous attempt may have reached the partner (see tables.outbox).
+    unsure: bool = False
 
 
 def _insert(conn: AsyncConnection):  # noqa: ANN202
@@ -107,9 +109,12 @@ async def claim(conn: AsyncConnection, worker: str, batch: int = 50, lease_s: fl
         return []
     rows = (await conn.execute(
         outbox.update().where(outbox.c.id.in_(ids), due)
-        .values(claimed_until=now + timedelta(seconds=lease_s), claimed_by=worker)
+        # A row still carrying a claim whose lease ran out was abandoned by a
+        # worker that died (on another host) or hung: it may have been sent.
+        .values(claimed_until=now + timedelta(seconds=lease_s), claimed_by=worker,
+                unsure=sa.or_(outbox.c.unsure, outbox.c.claimed_by.is_not(None)))
         .returning(outbox.c.id, outbox.c.party_id, outbox.c.module, outbox.c.object_pk, outbox.c.method,
-                   outbox.c.patch, outbox.c.sub_path, outbox.c.seq, outbox.c.attempts)
+                   outbox.c.patch, outbox.c.sub_path, outbox.c.seq, outbox.c.attempts, outbox.c.unsure)
     )).all()
     return [Delivery(*r) for r in sorted(rows, key=lambda r: r.id)]
 
@@ -119,7 +124,8 @@ async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int
 
     A killed worker's claims would otherwise wait out their lease; a live
     worker's claims (any host) are left alone, so nothing is sent twice by
-    two live workers.
+    two live workers. A released row is marked unsure: the dead process may
+    have had it on the wire.
     """
     rows = (await conn.execute(sa.select(outbox.c.id, outbox.c.claimed_by).where(
         outbox.c.status == PENDING, outbox.c.claimed_by.like(f"{host}:%")))).all()
@@ -133,18 +139,34 @@ async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int
             dead.append(row.id)
     if dead:
         await conn.execute(outbox.update().where(outbox.c.id.in_(dead))
-                           .values(claimed_until=None, claimed_by=None))
+                           .values(claimed_until=None, claimed_by=None, unsure=True))
     return len(dead)
 
 
-async def complete(conn: AsyncConnection, d: Delivery) -> bool:
+async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) -> bool:
     """Remove the row if nothing changed while it was in flight; otherwise
-    release it so the newer state goes out next. Returns True if removed."""
+    release it so the newer state goes out next. Returns True if removed.
+
+    `sent`: the whole document the partner now holds (a PUT or POST reads
+    the object when it is sent, so it may already carry a change queued
+    after the claim). If the object is still exactly that, the newer row is
+    delivered too and is removed rather than sent a second time.
+    """
     result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == d.seq))
     if result.rowcount:
         return True
+    if sent is not None:
+        # One statement, so the row's seq and the object are read together.
+        seq = (await conn.execute(
+            sa.select(outbox.c.seq).select_from(outbox.join(objects, objects.c.id == outbox.c.object_pk))
+            .where(outbox.c.id == d.id, objects.c.data == sent))).scalar()
+        if seq is not None:
+            result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == seq))
+            if result.rowcount:
+                return True
+    # The partner confirmed what we sent; the newer state is certainly not there yet.
     await conn.execute(outbox.update().where(outbox.c.id == d.id)
-                       .values(claimed_until=None, claimed_by=None, next_attempt_at=utcnow()))
+                       .values(claimed_until=None, claimed_by=None, next_attempt_at=utcnow(), unsure=False))
     return False
 
 
@@ -154,13 +176,14 @@ def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
 
 
 async def fail(conn: AsyncConnection, d: Delivery, error: str, max_attempts: int, base_s: float = 1.0,
-               cap_s: float = 3600.0) -> str:
+               cap_s: float = 3600.0, unsure: bool = False) -> str:
+    """Record a failed attempt; `unsure` when it may have reached the partner."""
     attempts = d.attempts + 1
     status = DEAD if attempts >= max_attempts else PENDING
     when = utcnow() + timedelta(seconds=backoff(attempts, base_s, cap_s))
     await conn.execute(outbox.update().where(outbox.c.id == d.id).values(
         attempts=attempts, status=status, next_attempt_at=when, claimed_until=None, claimed_by=None,
-        last_error=error[:2000], updated_at=utcnow()))
+        last_error=error[:2000], updated_at=utcnow(), unsure=unsure))
     return status
 
 

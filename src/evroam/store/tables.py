@@ -145,6 +145,11 @@ outbox = sa.Table(
     sa.Column("claimed_until", UTCDateTime),
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("last_error", sa.Text),
+    # The last attempt may have reached the partner without us learning the
+    # outcome (our process died mid-request, a timeout, a dropped connection).
+    # Before sending again the worker reads the partner's copy, so a version
+    # the partner already holds is not sent twice (sync/delivery.py).
+    sa.Column("unsure", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),

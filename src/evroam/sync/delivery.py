@@ -3,6 +3,11 @@
 Retries back off exponentially with jitter and survive restarts (the outbox
 is in the database). After `max_attempts` a delivery is dead-lettered; an
 operator puts it back with `evroam partners retry`.
+
+When an attempt may have reached the partner without us learning the outcome
+(our process died mid-request, a timeout, a dropped connection), the row is
+marked unsure, and before sending it again the worker GETs the partner's copy:
+if the partner already holds this version, it is not sent twice.
 """
 
 from __future__ import annotations
@@ -10,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evroam.client.ocpi import OcpiClient, PartnerError, Routing
 from evroam.ocpi.pagination import join_url
+from evroam.ocpi.types import parse_datetime
 from evroam.store import objects, outbox
 from evroam.store import parties as party_repo
 from evroam.store.outbox import Delivery
@@ -25,10 +33,29 @@ from evroam.store.outbox import Delivery
 log = structlog.get_logger(__name__)
 
 
+@dataclass(slots=True)
+class Outcome:
+    error: str | None  # None: delivered (or found already held by the partner)
+    unsure: bool = False  # the attempt may have reached the partner all the same
+    whole: str | None = None  # the whole document the partner now holds, if known
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    url: str
+    content: bytes
+    params: dict[str, str] | None
+    routing: Routing
+    whole_url: str | None  # the whole object's URL, for a PUT after a PATCH's 404
+    whole: bytes  # the whole, latest object
+    version: str | None  # the last_updated this request carries
+
+
 class DeliveryWorker:
     def __init__(self, engine: AsyncEngine, client: OcpiClient, *, max_attempts: int = 12,
-                 base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 100,
-                 concurrency: int = 16, idle_poll_s: float = 1.0) -> None:
+                 base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 32,
+                 concurrency: int = 16, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0) -> None:
         self.engine = engine
         self.client = client
         self.max_attempts = max_attempts
@@ -37,10 +64,17 @@ class DeliveryWorker:
         self.batch = batch
         self.concurrency = concurrency
         self.idle_poll_s = idle_poll_s
+        # A claim must outlive the whole batch even when every call times out
+        # (a check and a send per delivery, `concurrency` at a time): a lease
+        # running out under a live worker would let another worker send the
+        # same row at the same time.
+        self.lease_s = request_timeout_s * (2 * math.ceil(batch / concurrency) + 1) + 10.0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
+        # Unsure deliveries found already applied at the partner, so not sent again.
+        self.already_held = 0
 
     def notify(self) -> None:
         """Something was queued in this process: look now rather than at the next poll."""
@@ -48,7 +82,7 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         async with self.engine.begin() as conn:
-            claimed = await outbox.claim(conn, self.worker_id, self.batch)
+            claimed = await outbox.claim(conn, self.worker_id, self.batch, self.lease_s)
         if not claimed:
             return 0
         # One object's deliveries to one partner never run concurrently (the
@@ -57,74 +91,124 @@ class DeliveryWorker:
 
         async def one(d: Delivery) -> None:
             async with sem:
-                error = await self._attempt(d)
-                await self._record(d, error)
+                outcome = await self._attempt(d)
+                await self._record(d, outcome)
 
         await asyncio.gather(*(one(d) for d in claimed))
         return len(claimed)
 
-    async def _record(self, d: Delivery, error: str | None) -> None:
-        # Committed right after the partner's answer, not once per batch: the
-        # only way a delivery reaches a partner twice is our process dying
-        # between that answer and this commit, so the window is kept to
-        # milliseconds (and our receivers treat such a repeat as a no-op).
+    async def _record(self, d: Delivery, outcome: Outcome) -> None:
+        # Committed right after the partner's answer, not once per batch, so
+        # the window in which our death leaves a delivery unsure is kept to
+        # milliseconds; an unsure one is checked at the partner before it is
+        # sent again (`_attempt`).
         async with self.engine.begin() as conn:
-            if error is None:
-                await outbox.complete(conn, d)
+            if outcome.error is None:
+                await outbox.complete(conn, d, outcome.whole)
                 self.delivered += 1
             else:
-                status = await outbox.fail(conn, d, error, self.max_attempts, self.base_backoff_s,
-                                           self.max_backoff_s)
+                status = await outbox.fail(conn, d, outcome.error, self.max_attempts, self.base_backoff_s,
+                                           self.max_backoff_s, unsure=outcome.unsure)
                 log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
-                            status=status, error=error)
+                            status=status, error=outcome.error, unsure=outcome.unsure)
 
-    async def _attempt(self, d: Delivery) -> str | None:
-        """Send one delivery; None on success, else why it failed."""
+    async def _attempt(self, d: Delivery) -> Outcome:
         try:
             async with self.engine.connect() as conn:
                 party = await party_repo.get(conn, d.party_id)
                 stored = await objects.get_by_pk(conn, d.object_pk)
             if party is None or party.status != party_repo.REGISTERED or not party.token_out:
-                return "partner not registered"
+                return Outcome("partner not registered", d.unsure)
             if stored is None:
-                return "object vanished"
-            return await self._send(d, party, stored.data)
+                return Outcome("object vanished", d.unsure)
+            request = self._request(d, party, stored.data)
+            if isinstance(request, str):
+                return Outcome(request, d.unsure)
+            if d.unsure:
+                held = await self._partner_holds(d, party, request)
+                if held is None:
+                    return Outcome("could not check the partner's copy before sending again", True)
+                if held:
+                    self.already_held += 1
+                    log.info("delivery.already_held", delivery=d.id, party_id=d.party_id, url=request.url)
+                    return Outcome(None, whole=stored.data if request.method == "PUT" else None)
+            return await self._send(d, party, request, stored.data)
         except Exception as exc:  # a bug here must not kill the worker
             log.exception("delivery.crashed", delivery=d.id)
-            return f"{type(exc).__name__}: {exc}"
+            return Outcome(f"{type(exc).__name__}: {exc}", True)
 
-    async def _send(self, d: Delivery, party: party_repo.Party, data: str) -> str | None:
+    def _request(self, d: Delivery, party: party_repo.Party, data: str) -> Request | str:
         base = party.endpoint_url(d.module, "RECEIVER")
         if not base:
             return f"partner has no {d.module} receiver endpoint"
         doc = json.loads(data)
         routing = Routing(doc.get("country_code", ""), doc.get("party_id", ""),
                           *(_partner_key(party) or (None, None)))
-        params = None
         if d.method == "POST":
-            url, content = base, data.encode()
-        else:
-            id_field = "uid" if d.module == "tokens" else "id"
-            url = join_url(base, doc["country_code"], doc["party_id"], doc[id_field], d.sub_path or "")
-            if d.module == "tokens":
-                params = {"type": doc["type"]}
-            content = data.encode() if d.method == "PUT" else json.dumps(d.patch).encode()
+            return Request(d.method, base, data.encode(), None, routing, None, data.encode(), None)
+        id_field = "uid" if d.module == "tokens" else "id"
+        whole = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
+        url = join_url(whole, d.sub_path) if d.sub_path else whole
+        params = {"type": doc["type"]} if d.module == "tokens" else None
+        if d.method == "PUT":
+            return Request("PUT", url, data.encode(), params, routing, whole, data.encode(),
+                           doc.get("last_updated"))
+        return Request("PATCH", url, json.dumps(d.patch).encode(), params, routing, whole, data.encode(),
+                       (d.patch or {}).get("last_updated"))
+
+    async def _partner_holds(self, d: Delivery, party: party_repo.Party, req: Request) -> bool | None:
+        """Does the partner already hold the version we are about to send?
+
+        Asked only when an earlier attempt may have reached it. Every receiver
+        interface but CDRs' lets the owner GET its object back "for
+        validation purposes" (mod_locations 8.2.1); the partner's copy can
+        only have come from us, so a last_updated at or after ours means our
+        version arrived. Where it cannot be told (CDRs: their receiver URL is
+        whatever the partner answered to the POST we lost; a partner without
+        a working GET), we send again: a repeat is safer than a loss, and a
+        spec-conforming receiver treats it as a no-op.
+
+        None: the partner could not be asked (try again later).
+        """
+        if req.method == "POST" or not req.version:
+            return False
         try:
-            result = await self.client.request(d.method, url, party.token_out, content=content, party_id=party.id,
-                                               raw_token=party.allow_raw_token, routing=routing, params=params)
-            if d.method == "PATCH" and result.http_status == 404:
+            result = await self.client.request("GET", req.url, party.token_out, party_id=party.id,
+                                               raw_token=party.allow_raw_token, routing=req.routing,
+                                               params=req.params)
+        except PartnerError:
+            return None
+        data = result.data
+        if not result.ok() or not isinstance(data, dict) or "last_updated" not in data:
+            # 404 / 2003: the partner lacks the object, so the lost attempt
+            # did not land. Anything else: it cannot be told; send.
+            return False
+        try:
+            return parse_datetime(data["last_updated"]) >= parse_datetime(req.version)
+        except ValueError:
+            return False
+
+    async def _send(self, d: Delivery, party: party_repo.Party, req: Request, data: str) -> Outcome:
+        whole = req.method != "PATCH"
+        try:
+            result = await self.client.request(req.method, req.url, party.token_out, content=req.content,
+                                               party_id=party.id, raw_token=party.allow_raw_token,
+                                               routing=req.routing, params=req.params)
+            if req.method == "PATCH" and result.http_status == 404:
                 # The partner lacks the object (it registered later, or lost
                 # it): A6.3's remedy is a PUT of the whole, latest object.
-                url = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
-                result = await self.client.request("PUT", url, party.token_out, content=data.encode(),
-                                                   party_id=party.id, raw_token=party.allow_raw_token,
-                                                   routing=routing, params=params)
+                result = await self.client.request("PUT", req.whole_url, party.token_out,
+                                                   content=req.whole, party_id=party.id,
+                                                   raw_token=party.allow_raw_token, routing=req.routing,
+                                                   params=req.params)
+                whole = True
         except PartnerError as exc:
-            return exc.message
+            return Outcome(exc.message, exc.maybe_applied)
         if not result.ok():
-            return (f"{d.method} {url}: HTTP {result.http_status}, OCPI {result.status_code} "
-                    f"{result.envelope.status_message or ''}").rstrip()
-        return None
+            # The partner answered and refused: it did not apply it.
+            return Outcome((f"{req.method} {req.url}: HTTP {result.http_status}, OCPI {result.status_code} "
+                            f"{result.envelope.status_message or ''}").rstrip())
+        return Outcome(None, whole=data if whole else None)
 
     async def run(self) -> None:
         try:
