@@ -14,6 +14,7 @@ from evroam.ocpi.chargingprofiles import (
 )
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
+from evroam.server.asyncrequests import ResultHandle, active_profile
 from evroam.server.chargingprofiles import ChargingProfileEvent, ChargingProfileRequest, ProfileRequest
 from evroam.store.tables import commands as commands_table
 from evroam.sync import commands as cmd
@@ -50,7 +51,7 @@ async def rows(node) -> int:  # noqa: ANN001
 
 async def test_set_profile_result_and_active_profile_updates(cluster):
     cpo, emsp, party = await setup(cluster)
-    seen: list[tuple[ChargingProfileRequest, cmd.ResultHandle]] = []
+    seen: list[tuple[ChargingProfileRequest, ResultHandle]] = []
 
     @cpo.on(ChargingProfileEvent.SET)
     async def set_profile(req, handle):  # noqa: ANN001, ANN202
@@ -89,7 +90,7 @@ async def test_set_profile_result_and_active_profile_updates(cluster):
     assert await cmd.push_active_profile(cpo, "S1", active) == {"emsp": None}
     assert await cmd.push_active_profile(cpo, "S3", active) == {}
     assert updates == [("S1", 16, party.name)]
-    stored = await cmd.active_profile(emsp.engine, party.id, "S1")
+    stored = await active_profile(emsp.engine, party.id, "S1")
     assert stored == active
 
 
@@ -235,4 +236,4 @@ async def test_sender_interface_rules(cluster):
     assert (status, env["status_code"]) == (200, 2001) and "session_id" in env["status_message"]
     status, env, _ = await call("GET", f"{base}/S1", tok)
     assert status == 405
-    assert (await cmd.active_profile(emsp.engine, party.id, "S1")).start_date_time.hour == 11
+    assert (await active_profile(emsp.engine, party.id, "S1")).start_date_time.hour == 11

@@ -1,6 +1,6 @@
 """Admin routes for Commands and ChargingProfiles (eMSP/SCSP side): send a
 request to a partner CPO and follow it by its tracking id. A thin layer over
-evroam.sync.commands, where the states are explained.
+evroam.sync.commands; the states are explained in evroam.server.asyncrequests.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.chargingprofiles import ChargingProfile
 from evroam.ocpi.commands import CancelReservation, CommandType, ReserveNow, StartSession, StopSession, UnlockConnector
 from evroam.ocpi.types import URL, CiString, Int
+from evroam.server.asyncrequests import ProfileRequest, tracked
 from evroam.store.commands import CHARGING_PROFILES, COMMANDS
 from evroam.sync import commands as ops
 
@@ -70,7 +71,7 @@ async def _send(coro):  # noqa: ANN001, ANN202
 
 
 async def _show(request: Request, tracking_id: str, kind: str) -> Response:
-    t = await ops.tracked(node_of(request).engine, tracking_id)
+    t = await tracked(node_of(request).engine, tracking_id)
     if t is None or t.kind != kind:
         raise not_found(f"no {kind} request {tracking_id!r}")
     return ok(t.to_dict())
@@ -83,7 +84,7 @@ async def send_command(request: Request, partner: str, command_type: CommandType
     body = await parse_object(request, REQUEST_MODELS[command_type])
     node = node_of(request)
     uid = await _send(ops.send_command(node, partner, command_type, body.to_wire()))
-    t = await ops.tracked(node.engine, uid)
+    t = await tracked(node.engine, uid)
     return ok(t.to_dict() if t else {"id": uid}, http_status=201)
 
 
@@ -95,12 +96,12 @@ async def get_command(request: Request, tracking_id: str) -> Response:
 @router.post("/chargingprofiles/{partner}/{request_type}", status_code=201,
              summary="Ask a partner CPO to get the active profile, set one or clear it",
              description="request_type: GET_ACTIVE (needs duration), SET (needs charging_profile) or CLEAR.")
-async def send_profile_request(request: Request, partner: str, request_type: ops.ProfileRequest) -> Response:
+async def send_profile_request(request: Request, partner: str, request_type: ProfileRequest) -> Response:
     body = await parse_object(request, ProfileRequestBody)
     node = node_of(request)
     uid = await _send(ops.send_profile_request(node, partner, request_type, body.session_id,
                                                duration=body.duration, charging_profile=body.charging_profile))
-    t = await ops.tracked(node.engine, uid)
+    t = await tracked(node.engine, uid)
     return ok(t.to_dict() if t else {"id": uid}, http_status=201)
 
 

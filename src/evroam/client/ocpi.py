@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from evroam.ocpi import headers as H
 from evroam.ocpi.base import OcpiModel, dumps, error_text
 from evroam.ocpi.envelope import Envelope
+from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import parse_next_link
 from evroam.ocpi.status import StatusCode
 from evroam.store.calllog import CallLog, CallRecord, redact
@@ -46,23 +47,6 @@ class PartnerError(Exception):
 
 class PartnerUnreachable(PartnerError):
     pass
-
-
-@dataclass(slots=True)
-class Routing:
-    """OCPI-from/to headers; used on functional modules only."""
-
-    from_country_code: str
-    from_party_id: str
-    to_country_code: str | None = None
-    to_party_id: str | None = None
-
-    def headers(self) -> dict[str, str]:
-        h = {"OCPI-from-country-code": self.from_country_code, "OCPI-from-party-id": self.from_party_id}
-        if self.to_country_code and self.to_party_id:
-            h["OCPI-to-country-code"] = self.to_country_code
-            h["OCPI-to-party-id"] = self.to_party_id
-        return h
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from dataclasses import dataclass
 
 AUTHORIZATION = "authorization"
 REQUEST_ID = "x-request-id"
@@ -20,6 +21,23 @@ LOCATION = "location"
 
 # Routing headers belong on functional modules only, never on these.
 CONFIGURATION_MODULES = frozenset({"versions", "credentials", "hubclientinfo"})
+
+
+@dataclass(slots=True)
+class Routing:
+    """OCPI-from/to headers; used on functional modules only."""
+
+    from_country_code: str
+    from_party_id: str
+    to_country_code: str | None = None
+    to_party_id: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        h = {"OCPI-from-country-code": self.from_country_code, "OCPI-from-party-id": self.from_party_id}
+        if self.to_country_code and self.to_party_id:
+            h["OCPI-to-country-code"] = self.to_country_code
+            h["OCPI-to-party-id"] = self.to_party_id
+        return h
 
 
 def new_id() -> str:

@@ -39,9 +39,10 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from evroam.client.ocpi import OcpiClient, PartnerError, Routing
+from evroam.client.ocpi import OcpiClient, PartnerError
 from evroam.ocpi.base import error_text
 from evroam.ocpi.common import Role
+from evroam.ocpi.headers import Routing
 from evroam.ocpi.modules import TOKENS
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.status import StatusCode

@@ -27,14 +27,21 @@ from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.chargingprofiles import ActiveChargingProfile, SetChargingProfile
 from evroam.ocpi.status import invalid
 from evroam.ocpi.types import URL, CiString
+from evroam.server.asyncrequests import (
+    PROFILE_RESULT_MODELS,
+    ChargingProfileRequest,
+    ProfileRequest,
+    expect_tracked,
+    receive_profile_request,
+    store_active_profile,
+    store_result,
+)
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.commands import answer, caller_of, callbacks_of
 from evroam.server.objects import ctx_of, respond
 from evroam.store.commands import CHARGING_PROFILES
 from evroam.store.parties import Party
-from evroam.sync import commands as cmd
-from evroam.sync.commands import ChargingProfileRequest, ProfileRequest
 
 sender = APIRouter()
 receiver = APIRouter()
@@ -67,8 +74,8 @@ def _params(request: Request, session_id: str, *, need_url: bool) -> _Params:
 
 async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  # noqa: ANN202
                   req: ChargingProfileRequest):
-    decision = await cmd.receive_profile_request(callbacks_of(request), caller_of(request, party), req,
-                                                 ctx_of(request).hooks.get(event))
+    decision = await receive_profile_request(callbacks_of(request), caller_of(request, party), req,
+                                             ctx_of(request).hooks.get(event))
     return answer(request, decision)
 
 
@@ -108,9 +115,9 @@ async def post_result(request: Request, request_type: str, uid: str):  # noqa: A
     """The response_url of a request we sent: Active/ChargingProfile/ClearProfile result."""
     auth = await authenticate_registered(request)
     engine = ctx_of(request).engine
-    await cmd.expect_tracked(engine, uid, CHARGING_PROFILES, request_type, auth.party)
-    result = await parse_body(request, cmd.PROFILE_RESULT_MODELS[ProfileRequest(request_type)])
-    tracked = await cmd.store_result(engine, uid, result)
+    await expect_tracked(engine, uid, CHARGING_PROFILES, request_type, auth.party)
+    result = await parse_body(request, PROFILE_RESULT_MODELS[ProfileRequest(request_type)])
+    tracked = await store_result(engine, uid, result)
     await ctx_of(request).hooks.fire(ChargingProfileEvent.RESULT, tracked, auth.party)
     return respond(request)
 
@@ -125,7 +132,7 @@ async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
     h = request.headers
     cc, pid = h.get("ocpi-from-country-code"), h.get("ocpi-from-party-id")
     key = (cc, pid) if cc and pid else None
-    created = await cmd.store_active_profile(ctx_of(request).engine, auth.party, key, p.session_id, profile)
+    created = await store_active_profile(ctx_of(request).engine, auth.party, key, p.session_id, profile)
     await ctx_of(request).hooks.fire(ChargingProfileEvent.ACTIVE_PROFILE, p.session_id, profile, auth.party)
     return respond(request, http_status=201 if created else 200)
 

@@ -8,7 +8,8 @@ CPO, a decision hook per command type; no hook means NOT_SUPPORTED:
         return CommandResponse(result=CommandResponseType.ACCEPTED, timeout=30)
 
 eMSP, a notification when a result arrives: `@node.on(CommandEvent.RESULT)`,
-called with (Tracked, Party). The logic lives in sync/commands.py.
+called with (Tracked, Party). The logic lives in server/asyncrequests.py
+(sending commands: sync/commands.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ from starlette.responses import Response
 from evroam.ocpi.commands import CommandResult, CommandType
 from evroam.ocpi.common import Role
 from evroam.ocpi.status import not_found
+from evroam.server.asyncrequests import (
+    COMMAND_MODELS,
+    Callbacks,
+    Caller,
+    Decision,
+    caller,
+    expect_tracked,
+    receive_command,
+    store_result,
+)
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.objects import ctx_of, respond
@@ -29,7 +40,6 @@ from evroam.server.paging import routing_response_headers
 from evroam.server.responses import ocpi_response
 from evroam.store.commands import COMMANDS
 from evroam.store.parties import Party
-from evroam.sync import commands as cmd
 
 sender = APIRouter()
 receiver = APIRouter()
@@ -39,18 +49,18 @@ class CommandEvent(StrEnum):
     RESULT = "commands.result"  # eMSP: a CommandResult arrived; hook(tracked, party)
 
 
-def callbacks_of(request: Request) -> cmd.Callbacks:
+def callbacks_of(request: Request) -> Callbacks:
     callbacks = getattr(request.app.state, "callbacks", None)
     if callbacks is None:  # an app built without a node: results cannot be posted
-        callbacks = request.app.state.callbacks = cmd.Callbacks(ctx_of(request).engine, None)
+        callbacks = request.app.state.callbacks = Callbacks(ctx_of(request).engine)
     return callbacks
 
 
-def caller_of(request: Request, party: Party) -> cmd.Caller:
-    return cmd.caller(party, request.headers, ctx_of(request).our_keys(Role.CPO))
+def caller_of(request: Request, party: Party) -> Caller:
+    return caller(party, request.headers, ctx_of(request).our_keys(Role.CPO))
 
 
-def answer(request: Request, decision: cmd.Decision) -> Response:
+def answer(request: Request, decision: Decision) -> Response:
     """The synchronous answer; results reported meanwhile are let go only
     after it has been sent (a result never overtakes its ACCEPTED)."""
     request.state.ocpi_status = decision.status_code
@@ -69,9 +79,9 @@ async def post_command(request: Request, command_type: str):  # noqa: ANN201
         ct = CommandType(command_type)  # enum values are case-sensitive
     except ValueError:
         raise not_found(f"unknown command {command_type!r}") from None
-    command = await parse_body(request, cmd.COMMAND_MODELS[ct])
-    decision = await cmd.receive_command(callbacks_of(request), caller_of(request, auth.party), ct, command,
-                                         ctx_of(request).hooks.get(ct))
+    command = await parse_body(request, COMMAND_MODELS[ct])
+    decision = await receive_command(callbacks_of(request), caller_of(request, auth.party), ct, command,
+                                     ctx_of(request).hooks.get(ct))
     return answer(request, decision)
 
 
@@ -80,8 +90,8 @@ async def post_result(request: Request, command_type: str, uid: str):  # noqa: A
     """The response_url of a command we sent: its CommandResult."""
     auth = await authenticate_registered(request)
     engine = ctx_of(request).engine
-    await cmd.expect_tracked(engine, uid, COMMANDS, command_type, auth.party)
+    await expect_tracked(engine, uid, COMMANDS, command_type, auth.party)
     result = await parse_body(request, CommandResult)
-    tracked = await cmd.store_result(engine, uid, result)
+    tracked = await store_result(engine, uid, result)
     await ctx_of(request).hooks.fire(CommandEvent.RESULT, tracked, auth.party)
     return respond(request)
