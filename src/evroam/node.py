@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from evroam.background import Background, every
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
@@ -28,7 +29,8 @@ from evroam.store.db import create_engine, migrate
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
 from evroam.store.commands import Tracked
-from evroam.sync.commands import Callbacks, send_command, send_profile_request, tracked
+from evroam.server.asyncrequests import Callbacks, tracked
+from evroam.sync.commands import result_poster, send_command, send_profile_request
 from evroam.sync.delivery import DeliveryWorker
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
@@ -69,7 +71,7 @@ class Node:
         self._app: FastAPI | None = None
         self._server: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
-        self._prune_task: asyncio.Task[None] | None = None
+        self._pruner = Background("call-log-prune")
         self._started = False
         self.delivery: DeliveryWorker | None = None
         # Commands/ChargingProfiles results we post in the background (CPO side).
@@ -99,8 +101,9 @@ class Node:
                                        max_backoff_s=self.config.delivery_backoff_cap_s,
                                        request_timeout_s=self.config.outbound_timeout_s)
         self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks)
-        self.callbacks = Callbacks(self.engine, self.client, [(r.role, r.country_code.upper(), r.party_id.upper())
-                                                              for r in self.config.roles])
+        self.callbacks = Callbacks(self.engine, post_result=result_poster(self.client),
+                                   roles=[(r.role, r.country_code.upper(), r.party_id.upper())
+                                          for r in self.config.roles])
         self.call_log.start()
         self._started = True
         return self
@@ -113,11 +116,7 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._serve_task
             self._server = None
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prune_task
-            self._prune_task = None
+        await self._pruner.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.call_log.stop()
@@ -161,7 +160,7 @@ class Node:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
-        self._prune_task = asyncio.create_task(self._prune_loop(), name="call-log-prune")
+        self._pruner.start(lambda: every(PRUNE_INTERVAL_S, self._prune, event="call_log.prune_failed"))
         if self.config.run_workers:
             self.start_workers()
         while not self._server.started:
@@ -238,12 +237,7 @@ class Node:
         """A Commands or ChargingProfiles request we sent or received, timeout applied."""
         return await tracked(self.engine, tracking_id)
 
-    async def _prune_loop(self) -> None:
-        while True:
-            try:
-                removed = await calllog.prune(self.engine, self.config.call_log_retention_days)
-                if removed:
-                    log.info("call_log.pruned", rows=removed, retention_days=self.config.call_log_retention_days)
-            except Exception:
-                log.exception("call_log.prune_failed")
-            await asyncio.sleep(PRUNE_INTERVAL_S)
+    async def _prune(self) -> None:
+        removed = await calllog.prune(self.engine, self.config.call_log_retention_days)
+        if removed:
+            log.info("call_log.pruned", rows=removed, retention_days=self.config.call_log_retention_days)

@@ -7,7 +7,6 @@ never adds a database round trip to a request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evroam.background import Background, every
 from evroam.ocpi.types import utcnow
 from evroam.store.tables import call_log
 
@@ -58,7 +58,7 @@ class CallLog:
         self.body_cap = body_cap
         self.flush_interval = flush_interval
         self._buffer: list[CallRecord] = []
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = Background("call-log-flusher")
         self._lock = asyncio.Lock()
 
     def record(self, rec: CallRecord) -> None:
@@ -75,21 +75,12 @@ class CallLog:
             except Exception:  # the log must never take the node down
                 log.exception("call_log.flush_failed", rows=len(batch))
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            await self.flush()
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="call-log-flusher")
+        self._flusher.start(lambda: every(self.flush_interval, self.flush, event="call_log.flush_failed",
+                                          first_delay_s=self.flush_interval))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._flusher.stop()
         await self.flush()
 
 

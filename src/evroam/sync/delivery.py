@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from evroam.client.ocpi import OcpiClient, PartnerError, Routing
+from evroam.background import Background
+from evroam.client.ocpi import OcpiClient, PartnerError
+from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.types import parse_datetime
 from evroam.store import objects, outbox
@@ -71,7 +73,7 @@ class DeliveryWorker:
         self.lease_s = request_timeout_s * (2 * math.ceil(batch / concurrency) + 1) + 10.0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("outbox-delivery")
         self.delivered = 0
         # Unsure deliveries found already applied at the partner, so not sent again.
         self.already_held = 0
@@ -230,15 +232,10 @@ class DeliveryWorker:
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="outbox-delivery")
+        self._loop.start(self.run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
 
 def _pid_alive(pid: int) -> bool:

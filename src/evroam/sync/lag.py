@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from evroam.background import Background, every
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import outbox
 from evroam.store import parties as party_repo
@@ -115,7 +116,7 @@ class LagMonitor:
         self.alerting: set[str] = set()
         self._labels: set[str] = set()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._monitor = Background("sync-lag-monitor")
 
     async def check(self, *, alert: bool = True) -> list[PartnerHealth]:
         async with self._lock:
@@ -147,24 +148,11 @@ class LagMonitor:
             self.alerting.discard(h.name)
             log.info("sync.lag_recovered", partner=h.name, lag_s=round(h.lag_s, 1), pending=h.pending)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("sync.lag_check_failed")
-            await asyncio.sleep(self.interval_s)
-
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="sync-lag-monitor")
+        self._monitor.start(lambda: every(self.interval_s, self.check, event="sync.lag_check_failed"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._monitor.stop()
 
     async def metrics(self, request: Request) -> Response:
         """GET /metrics in the Prometheus text format."""

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evroam.background import every
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
 from evroam.ocpi.common import Role
@@ -191,12 +192,7 @@ class PullScheduler:
                     await conn.commit()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("sync.scheduler_error")
-            await asyncio.sleep(self.tick_s)
+        await every(self.tick_s, self.run_once, event="sync.scheduler_error")
 
     def start(self) -> None:
         if self._task is None:
