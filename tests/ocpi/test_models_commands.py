@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.chargingprofiles import (
     ActiveChargingProfile,
     ActiveChargingProfileResult,
@@ -35,6 +33,7 @@ from evroam.ocpi.commands import (
 )
 from evroam.ocpi.common import Role
 from evroam.ocpi.hubclientinfo import ClientInfo, ConnectionStatus
+from tests.ocpi.helpers import assert_rejected, drop
 
 TOKEN = {
     "country_code": "DE",
@@ -58,19 +57,8 @@ RESERVE = {
 }
 
 
-def drop(d: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k != key}
 
 
-def assert_rejected(model: type[OcpiModel], data: Any, field: str) -> str:
-    texts = []
-    for wire in (data, json.dumps(data)):
-        with pytest.raises(ValidationError) as exc:
-            model.from_wire(wire)
-        texts.append(error_text(exc.value))
-    for text in texts:
-        assert re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", text), text
-    return texts[0]
 
 
 def roundtrip(model: type[OcpiModel], data: dict[str, Any]) -> OcpiModel:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import (
     EVSE,
     AdditionalGeoLocation,
@@ -24,6 +21,7 @@ from evroam.ocpi.locations import (
     RegularHours,
     StatusSchedule,
 )
+from tests.ocpi.helpers import assert_rejected
 
 CONNECTOR = {
     "id": "1",
@@ -70,16 +68,6 @@ def set_path(d: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return d
 
 
-def assert_rejected(model: type[OcpiModel], data: Any, field: str) -> str:
-    """Refused both as parsed JSON and as raw bytes, with `field` named in the error text."""
-    texts = []
-    for wire in (data, json.dumps(data)):
-        with pytest.raises(ValidationError) as exc:
-            model.from_wire(wire)
-        texts.append(error_text(exc.value))
-    for text in texts:
-        assert re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", text), text
-    return texts[0]
 
 
 # --- valid -------------------------------------------------------------------------

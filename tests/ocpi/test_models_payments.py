@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.payments import (
     CaptureStatusCode,
     FinancialAdviceConfirmation,
@@ -17,6 +14,7 @@ from evroam.ocpi.payments import (
     Terminal,
     TerminalActivation,
 )
+from tests.ocpi.helpers import assert_rejected, drop
 
 TERMINAL = {
     "terminal_id": "452cf8a1-79aa-4a0e-9aee-dc788586053c",
@@ -45,19 +43,8 @@ FAC = {
 }
 
 
-def drop(d: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k != key}
 
 
-def assert_rejected(model: type[OcpiModel], data: Any, field: str) -> str:
-    texts = []
-    for wire in (data, json.dumps(data)):
-        with pytest.raises(ValidationError) as exc:
-            model.from_wire(wire)
-        texts.append(error_text(exc.value))
-    for text in texts:
-        assert re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", text), text
-    return texts[0]
 
 
 # --- Terminal ------------------------------------------------------------------------------

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.tokens import (
     AllowedType,
     AuthorizationInfo,
@@ -20,6 +17,7 @@ from evroam.ocpi.tokens import (
     TokenType,
     WhitelistType,
 )
+from tests.ocpi.helpers import assert_rejected
 
 TOKEN = {
     "country_code": "DE",
@@ -44,15 +42,6 @@ def token(**changes: Any) -> dict[str, Any]:
     return d
 
 
-def assert_rejected(model: type[OcpiModel], data: Any, field: str) -> str:
-    texts = []
-    for wire in (data, json.dumps(data)):
-        with pytest.raises(ValidationError) as exc:
-            model.from_wire(wire)
-        texts.append(error_text(exc.value))
-    for text in texts:
-        assert re.search(rf"(?<![\w.]){re.escape(field)}(?!\w)", text), text
-    return texts[0]
 
 
 def test_token_valid_minimal_and_full() -> None:
