@@ -12,7 +12,10 @@ machines are noisy, so absolute figures mean little on their own):
 Each node is its own process (`evroam serve`, and a puller process), so their
 memory is measured separately.
 
-    .venv/bin/python bench/sync.py [--locations 10000] [--requests 3000]
+    .venv/bin/python bench/sync.py [--locations 10000] [--requests 3000] [--receiver-only]
+
+`--receiver-only` skips the load and the full sync and prints only part 2
+(the eMSP then starts with no stored locations).
 """
 
 from __future__ import annotations
@@ -191,13 +194,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--locations", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=3_000)
+    ap.add_argument("--receiver-only", action="store_true", help="only the receiver PUT/PATCH throughput")
     args = ap.parse_args()
     docs = [location(i) for i in range(args.locations)]
     raw = [json.dumps(d).encode() for d in docs]
 
     # Baseline 1: decode and encode the same objects in one process.
     t = time.perf_counter()
-    for b in raw:
+    for b in ([] if args.receiver_only else raw):
         Location.from_wire(b).to_json_bytes()
     codec_s = time.perf_counter() - t
 
@@ -206,19 +210,21 @@ def main() -> None:
         cpo_cfg = make_home(base, "cpo", Role.CPO, "NL", "EVR", run_workers=False)
         emsp_cfg = make_home(base, "emsp", Role.EMSP, "DE", "EVM", run_workers=False)
         t = time.perf_counter()
-        asyncio.run(load_locations(cpo_cfg, docs))
+        if not args.receiver_only:
+            asyncio.run(load_locations(cpo_cfg, docs))
         load_s = time.perf_counter() - t
         cpo_p, emsp_p = serve(cpo_cfg), serve(emsp_cfg)
         try:
             partner = asyncio.run(register(emsp_cfg, cpo_cfg))
-            out = subprocess.run([PY, "-c", PULLER, str(emsp_cfg.home), partner], capture_output=True, text=True,
-                                 check=True)
-            pull = json.loads(out.stdout.strip().splitlines()[-1])
-            assert pull["stored"] == args.locations and pull["error"] is None, pull
-            cpo_rss = peak_rss_mb(cpo_p.pid)
+            if not args.receiver_only:
+                out = subprocess.run([PY, "-c", PULLER, str(emsp_cfg.home), partner], capture_output=True,
+                                     text=True, check=True)
+                pull = json.loads(out.stdout.strip().splitlines()[-1])
+                assert pull["stored"] == args.locations and pull["error"] is None, pull
+                cpo_rss = peak_rss_mb(cpo_p.pid)
 
             # Receiver throughput: the CPO's token at the eMSP is what a push uses.
-            async def receiver_rps() -> tuple[float, float]:
+            async def receiver_rps() -> tuple[float, float, str]:
                 node = Node(NodeConfig.load(cpo_cfg.home))
                 await node.start()
                 p = await node.party("emsp")
@@ -252,12 +258,15 @@ def main() -> None:
             bare.terminate()
             bare.wait(timeout=20)
 
-    print(f"locations: {args.locations} (4 EVSEs each), page limit {cpo_cfg.page_limit}, SQLite")
-    print(f"  load into CPO (one process, batched)   {load_s:8.2f} s")
-    print(f"  baseline: decode+encode in one process {codec_s:8.2f} s")
-    print(f"  full sync CPO -> eMSP over HTTP        {pull['elapsed']:8.2f} s   ratio to baseline {pull['elapsed'] / codec_s:5.2f}x")
-    print(f"  peak RSS: CPO node {cpo_rss:.0f} MB, eMSP node (puller) {pull['rss_mb']:.0f} MB, "
-          f"eMSP server {emsp_rss:.0f} MB")
+    if args.receiver_only:
+        print("receiver only (no load, no full sync), SQLite")
+    else:
+        print(f"locations: {args.locations} (4 EVSEs each), page limit {cpo_cfg.page_limit}, SQLite")
+        print(f"  load into CPO (one process, batched)   {load_s:8.2f} s")
+        print(f"  baseline: decode+encode in one process {codec_s:8.2f} s")
+        print(f"  full sync CPO -> eMSP over HTTP        {pull['elapsed']:8.2f} s   ratio to baseline {pull['elapsed'] / codec_s:5.2f}x")
+        print(f"  peak RSS: CPO node {cpo_rss:.0f} MB, eMSP node (puller) {pull['rss_mb']:.0f} MB, "
+              f"eMSP server {emsp_rss:.0f} MB")
     print(f"receiver throughput ({args.requests} requests, 32 concurrent)")
     print(f"  bare Starlette endpoint                {bare_rps:8.0f} req/s")
     print(f"  Location PUT                           {put_rps:8.0f} req/s   ratio {put_rps / bare_rps:5.2f}")

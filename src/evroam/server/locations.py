@@ -171,12 +171,14 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
     that results is validated as a whole before anything is written."""
     ctx = common.ctx_of(request)
     key = ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id)
+    if location is not None:
+        # Judged on its own, so before the transaction: its lock is held no longer than needed.
+        _check(location, cc, pid, location_id)
+        data = location.to_json_bytes().decode()
     async with location_lock(id(ctx.engine), auth.party.id, cc, pid, location_id):
         async with ctx.engine.begin() as conn:
             stored = await repo.get(conn, key, for_update=True)
             if location is not None:
-                _check(location, cc, pid, location_id)
-                data = location.to_json_bytes().decode()
                 outcome: bool | str = stored is None
                 if stored is not None and stored.data == data:
                     outcome = SAME
@@ -195,7 +197,7 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
             if isinstance(outcome, str):
                 return ocpi_response(status_message=outcome, headers=routing_response_headers(request))
             assert location is not None
-            await repo.upsert(conn, key, data, location.last_updated)
+            await repo.save(conn, key, stored, data, location.last_updated)
     await ctx.hooks.fire(Received.LOCATION, location, auth.party)
     return common.respond(request, http_status=201 if outcome else 200)
 

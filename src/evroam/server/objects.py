@@ -114,7 +114,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
             request.state.applied = False
             message = "same version as stored" if stored.data == data else "older than the stored version; kept"
             return ocpi_response(status_message=message, headers=routing_response_headers(request)), obj, auth.party
-        _, created = await repo.upsert(conn, key, data, obj.last_updated, ref_key=ref_key)
+        _, created = await repo.save(conn, key, stored, data, obj.last_updated, ref_key=ref_key)
     request.state.applied = True
     return respond(request, http_status=201 if created else 200), obj, auth.party
 
@@ -141,8 +141,8 @@ async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: s
         merged = merge(current, patch) if merge else {**current, **patch}
         obj = validate_merged(module.model, merged)
         check_identity(obj, module, cc, pid, oid)
-        await repo.upsert(conn, key, obj.to_json_bytes().decode(), obj.last_updated,
-                          ref_key=ref_key_of(obj) if ref_key_of else None)
+        await repo.save(conn, key, stored, obj.to_json_bytes().decode(), obj.last_updated,
+                        ref_key=ref_key_of(obj) if ref_key_of else None)
     return respond(request), obj, auth.party
 
 

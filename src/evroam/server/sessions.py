@@ -162,7 +162,8 @@ async def put_session(request: Request, country_code: str, party_id: str, sessio
         if stored is not None and (stored.last_updated > session.last_updated or stored.data == data):
             return _kept(request, same=stored.data == data)
         # The whole Session replaces the stored one: periods it leaves out are gone.
-        _, created = await repo.upsert(conn, key, data, session.last_updated, ref_key=ref_key(SESSIONS, session))
+        _, created = await repo.save(conn, key, stored, data, session.last_updated,
+                                     ref_key=ref_key(SESSIONS, session))
         known = session.evse_uid == "#NA" or not created or await knows_evse(conn, auth.party.id, session)
     if not known:
         # Accepted anyway: the Session is the CPO's truth; a pull of locations heals the gap.
@@ -188,8 +189,8 @@ async def patch_session(request: Request, country_code: str, party_id: str, sess
             return _kept(request, same=False)
         session = common.validate_merged(Session, append_periods(json.loads(stored.data), patch))
         common.check_identity(session, SESSIONS, country_code, party_id, session_id)
-        await repo.upsert(conn, key, session.to_json_bytes().decode(), session.last_updated,
-                          ref_key=ref_key(SESSIONS, session))
+        await repo.save(conn, key, stored, session.to_json_bytes().decode(), session.last_updated,
+                        ref_key=ref_key(SESSIONS, session))
     await ctx.hooks.fire(Received.SESSION, session, auth.party)
     return common.respond(request)
 

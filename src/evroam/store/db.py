@@ -46,10 +46,36 @@ def create_engine(url: str) -> AsyncEngine:
             if conn.in_transaction() and not cursor._connection.in_transaction and _needs_lock(statement, context):
                 cursor.execute("BEGIN IMMEDIATE")
 
+        # Every connection returned to the pool, or closed after reads only,
+        # is rolled back, and each commit or rollback is a round trip to the
+        # driver's thread. Without an open SQLite transaction (reads only, or
+        # already committed) the driver would do nothing (sqlite3 checks the
+        # same flag), so the round trip is skipped.
+        dialect = engine.sync_engine.dialect
+        do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+        def _commit(dbapi_conn) -> None:  # noqa: ANN001
+            if _sqlite_in_transaction(dbapi_conn):
+                do_commit(dbapi_conn)
+
+        def _rollback(dbapi_conn) -> None:  # noqa: ANN001
+            if _sqlite_in_transaction(dbapi_conn):
+                do_rollback(dbapi_conn)
+
+        dialect.do_commit, dialect.do_rollback = _commit, _rollback
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _sqlite_in_transaction(dbapi_conn) -> bool:  # noqa: ANN001
+    """Whether SQLite has a transaction open on this (pooled or adapted)
+    connection; True when that cannot be told, so the driver is asked."""
+    try:
+        return bool(dbapi_conn.driver_connection.in_transaction)
+    except Exception:  # noqa: BLE001 - closed or unknown: let the driver answer
+        return True
 
 
 def _needs_lock(statement: str, context: object) -> bool:

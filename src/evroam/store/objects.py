@@ -50,6 +50,11 @@ class ObjectKey:
             objects.c.type_key == self.type,
         )
 
+    def params(self) -> dict[str, object]:
+        """Values for the prebuilt statements' `_BY_KEY` condition."""
+        return {"k_module": self.module, "k_owner": self.owner_id, "k_cc": self.cc, "k_pid": self.pid,
+                "k_oid": self.oid, "k_type": self.type}
+
 
 def object_key(module: ObjectModule, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
     """The key an OCPI object is stored under (Tokens: uid + type)."""
@@ -82,13 +87,32 @@ def _stored(row: sa.Row) -> Stored:
     return Stored(row.id, row.data, row.last_updated, row.stale, row.status, row.note)
 
 
+# The receivers' statements, built once: a request then builds no SQL
+# expression, and SQLAlchemy finds each one's compiled form at once.
+_BY_KEY = sa.and_(
+    objects.c.module == sa.bindparam("k_module"),
+    objects.c.owner_id == sa.bindparam("k_owner"),
+    objects.c.cc_key == sa.bindparam("k_cc"),
+    objects.c.pid_key == sa.bindparam("k_pid"),
+    objects.c.oid_key == sa.bindparam("k_oid"),
+    objects.c.type_key == sa.bindparam("k_type"),
+)
+_GET = sa.select(*_COLS).where(_BY_KEY)
+# PostgreSQL locks the row; SQLite renders no FOR UPDATE, but the
+# transaction takes the write lock before this read (store/db.py).
+_GET_FOR_UPDATE = _GET.with_for_update()
+_UPDATE = objects.update().where(objects.c.id == sa.bindparam("b_pk")).values(
+    data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"), stale=False,
+    ref_key=sa.bindparam("b_ref_key"))
+_INSERT = objects.insert().values(
+    module=sa.bindparam("k_module"), owner_id=sa.bindparam("k_owner"), cc_key=sa.bindparam("k_cc"),
+    pid_key=sa.bindparam("k_pid"), oid_key=sa.bindparam("k_oid"), type_key=sa.bindparam("k_type"),
+    data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"), stale=False,
+    ref_key=sa.bindparam("b_ref_key"), status=sa.bindparam("b_status"), note=sa.bindparam("b_note"))
+
+
 async def get(conn: AsyncConnection, key: ObjectKey, *, for_update: bool = False) -> Stored | None:
-    stmt = sa.select(*_COLS).where(key.where())
-    if for_update:
-        # PostgreSQL locks the row; SQLite renders no FOR UPDATE, but the
-        # transaction takes the write lock before this read (store/db.py).
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_GET_FOR_UPDATE if for_update else _GET, key.params())).first()
     return _stored(row) if row else None
 
 
@@ -119,14 +143,45 @@ async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
             await conn.execute(objects.update().where(objects.c.id == row.id).values(**values))
             return row.id, False
         try:
-            async with conn.begin_nested():
-                result = await conn.execute(objects.insert().values(
-                    module=key.module, owner_id=key.owner_id, cc_key=key.cc, pid_key=key.pid, oid_key=key.oid,
-                    type_key=key.type, **values))
-            return int(result.inserted_primary_key[0]), True
+            return await _insert_row(conn, key, data, last_updated, ref_key, status, note), True
         except IntegrityError:
             continue  # a concurrent writer inserted it first: update instead
     raise RuntimeError(f"could not upsert {key}")
+
+
+async def save(conn: AsyncConnection, key: ObjectKey, stored: Stored | None, data: str, last_updated: datetime,
+               ref_key: str | None = None) -> tuple[int, bool]:
+    """Insert or replace, as upsert, an object that `get(conn, key,
+    for_update=True)` returned as `stored` earlier in this transaction: that
+    read locked it, so it is written by its pk without being read again."""
+    if stored is not None:
+        await conn.execute(_UPDATE, {"b_pk": stored.pk, "b_data": data, "b_last_updated": last_updated,
+                                     "b_ref_key": ref_key})
+        return stored.pk, False
+    try:
+        return await _insert_row(conn, key, data, last_updated, ref_key), True
+    except IntegrityError:
+        # PostgreSQL: another transaction created the key after our read
+        # (there was no row to lock). SQLite cannot get here: that read took
+        # the database's write lock (store/db.py).
+        return await upsert(conn, key, data, last_updated, ref_key=ref_key)
+
+
+async def _insert_row(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
+                      ref_key: str | None, status: str | None = None, note: str | None = None) -> int:
+    """INSERT one object; IntegrityError when its key exists, with the
+    transaction still usable."""
+    params = {**key.params(), "b_data": data, "b_last_updated": last_updated, "b_ref_key": ref_key,
+              "b_status": status, "b_note": note}
+    if conn.dialect.name == "sqlite":
+        # A failed statement undoes only itself in SQLite; the transaction
+        # goes on, so no savepoint (two statements more) is needed.
+        result = await conn.execute(_INSERT, params)
+    else:
+        # PostgreSQL aborts the whole transaction on an error, unless inside a savepoint.
+        async with conn.begin_nested():
+            result = await conn.execute(_INSERT, params)
+    return int(result.inserted_primary_key[0])
 
 
 async def insert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
@@ -134,14 +189,9 @@ async def insert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
     """Insert only; None when an object with this key exists (immutable objects
     such as CDRs: a concurrent twin must fail, not overwrite)."""
     try:
-        async with conn.begin_nested():
-            result = await conn.execute(objects.insert().values(
-                module=key.module, owner_id=key.owner_id, cc_key=key.cc, pid_key=key.pid, oid_key=key.oid,
-                type_key=key.type, data=data, last_updated=last_updated, stale=False, ref_key=ref_key,
-                status=status, note=note))
+        return await _insert_row(conn, key, data, last_updated, ref_key, status, note)
     except IntegrityError:
         return None
-    return int(result.inserted_primary_key[0])
 
 
 class Upserted(NamedTuple):

@@ -124,6 +124,12 @@ async def promote_pending(conn: AsyncConnection, party_id: int) -> None:
 
 
 _AUTH_COLUMNS = [parties, party_tokens.c.kind, party_tokens.c.token_hash]
+_AUTH_JOIN = sa.select(*_AUTH_COLUMNS).join_from(party_tokens, parties, party_tokens.c.party_id == parties.c.id)
+# Built once, for one or two presented forms: every request runs one of these.
+_AUTH_BY_HASHES = (
+    _AUTH_JOIN.where(party_tokens.c.token_hash == sa.bindparam("h0")),
+    _AUTH_JOIN.where(party_tokens.c.token_hash.in_([sa.bindparam("h0"), sa.bindparam("h1")])),
+)
 
 
 async def authenticate(conn: AsyncConnection, decoded: str | None, raw: str | None) -> Authenticated | None:
@@ -139,13 +145,8 @@ async def authenticate(conn: AsyncConnection, decoded: str | None, raw: str | No
         candidates.setdefault(hash_token(raw), True)
     if not candidates:
         return None
-    rows = (
-        await conn.execute(
-            sa.select(*_AUTH_COLUMNS)
-            .join_from(party_tokens, parties, party_tokens.c.party_id == parties.c.id)
-            .where(party_tokens.c.token_hash.in_(list(candidates)))
-        )
-    ).all()
+    hashes = list(candidates)
+    rows = (await conn.execute(_AUTH_BY_HASHES[len(hashes) - 1], dict(zip(("h0", "h1"), hashes)))).all()
     for row in sorted(rows, key=lambda r: candidates[r.token_hash]):
         if candidates[row.token_hash] and not row.allow_raw_token:
             continue
