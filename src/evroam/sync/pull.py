@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,11 +53,14 @@ async def last_success(engine: AsyncEngine, party_id: int, module: str) -> datet
 
 
 async def _record(engine: AsyncEngine, party_id: int, module: str, **values: object) -> None:
+    # One atomic upsert: two pulls of one module can end together (the
+    # scheduler's and an operator's `sync pull`), and an UPDATE-then-INSERT
+    # would let both insert.
     async with engine.begin() as conn:
-        updated = await conn.execute(sync_state.update().where(
-            sync_state.c.party_id == party_id, sync_state.c.module == module).values(**values))
-        if not updated.rowcount:
-            await conn.execute(sync_state.insert().values(party_id=party_id, module=module, **values))
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        await conn.execute(insert(sync_state).values(party_id=party_id, module=module, **values)
+                           .on_conflict_do_update(index_elements=[sync_state.c.party_id, sync_state.c.module],
+                                                  set_=values))
 
 
 async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[tuple[int, bool]]) -> None:  # noqa: ANN001
