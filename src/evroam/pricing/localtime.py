@@ -69,13 +69,7 @@ class OffsetCache:
             # Two changes inside one period (a period longer than months) are
             # not worth a scan; every period is short of that in practice.
             return None
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self.bucket_offset(mid) == off:
-                lo = mid
-            else:
-                hi = mid
-        return hi * BUCKET_US
+        return self._first_other(lo, hi, off) * BUCKET_US
 
 
     def stable(self, t_us: int) -> tuple[int, int]:
@@ -101,13 +95,18 @@ class OffsetCache:
         hi = lo + _WEEK_BUCKETS
         if self.bucket_offset(hi) == off:
             return off, hi * BUCKET_US
+        return off, self._first_other(lo, hi, off) * BUCKET_US
+
+    def _first_other(self, lo: int, hi: int, off: int) -> int:
+        """The first bucket after `lo` whose offset is not `off`, given that
+        `lo` has it and `hi` does not (binary search)."""
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self.bucket_offset(mid) == off:
                 lo = mid
             else:
                 hi = mid
-        return off, hi * BUCKET_US
+        return hi
 
 
 _WEEK_BUCKETS = 7 * 96
