@@ -300,7 +300,7 @@ async def test_deliveries_of_a_killed_worker_are_checked_before_they_are_sent_ag
     for d in claimed[:2]:
         async with cpo.engine.connect() as conn:
             data = (await objects.get_by_pk(conn, d.object_pk)).data
-        assert (await dead._send(d, party_at_cpo, dead._request(d, party_at_cpo, data), data)).error is None
+        assert (await dead._send(party_at_cpo, dead._request(d, party_at_cpo, data))).error is None
 
     cpo.start_workers()  # releases the dead process's claims, marked unsure
     await wait_for(lambda: _outbox_empty(cpo), timeout=20, what="the outbox to drain")

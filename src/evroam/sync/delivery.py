@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evroam.background import Background
-from evroam.client.ocpi import OcpiClient, PartnerError
+from evroam.client.ocpi import OcpiClient, OcpiResult, PartnerError
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.types import parse_datetime
@@ -50,7 +50,7 @@ class Request:
     params: dict[str, str] | None
     routing: Routing
     whole_url: str | None  # the whole object's URL, for a PUT after a PATCH's 404
-    whole: bytes  # the whole, latest object
+    data: str  # the whole, latest object as stored
     version: str | None  # the last_updated this request carries
 
 
@@ -127,14 +127,14 @@ class DeliveryWorker:
             if isinstance(request, str):
                 return Outcome(request, d.unsure)
             if d.unsure:
-                held = await self._partner_holds(d, party, request)
+                held = await self._partner_holds(party, request)
                 if held is None:
                     return Outcome("could not check the partner's copy before sending again", True)
                 if held:
                     self.already_held += 1
                     log.info("delivery.already_held", delivery=d.id, party_id=d.party_id, url=request.url)
-                    return Outcome(None, whole=stored.data if request.method == "PUT" else None)
-            return await self._send(d, party, request, stored.data)
+                    return Outcome(None, whole=request.data if request.method == "PUT" else None)
+            return await self._send(party, request)
         except Exception as exc:  # a bug here must not kill the worker
             log.exception("delivery.crashed", delivery=d.id)
             return Outcome(f"{type(exc).__name__}: {exc}", True)
@@ -147,18 +147,22 @@ class DeliveryWorker:
         routing = Routing(doc.get("country_code", ""), doc.get("party_id", ""),
                           *(_partner_key(party) or (None, None)))
         if d.method == "POST":
-            return Request(d.method, base, data.encode(), None, routing, None, data.encode(), None)
+            return Request(d.method, base, data.encode(), None, routing, None, data, None)
         id_field = "uid" if d.module == "tokens" else "id"
         whole = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
         url = join_url(whole, d.sub_path) if d.sub_path else whole
         params = {"type": doc["type"]} if d.module == "tokens" else None
         if d.method == "PUT":
-            return Request("PUT", url, data.encode(), params, routing, whole, data.encode(),
-                           doc.get("last_updated"))
-        return Request("PATCH", url, json.dumps(d.patch).encode(), params, routing, whole, data.encode(),
+            return Request("PUT", url, data.encode(), params, routing, whole, data, doc.get("last_updated"))
+        return Request("PATCH", url, json.dumps(d.patch).encode(), params, routing, whole, data,
                        (d.patch or {}).get("last_updated"))
 
-    async def _partner_holds(self, d: Delivery, party: party_repo.Party, req: Request) -> bool | None:
+    async def _call(self, party: party_repo.Party, req: Request, method: str, url: str,
+                    content: bytes | None = None) -> OcpiResult:
+        return await self.client.request(method, url, party.token_out, content=content, party_id=party.id,
+                                         raw_token=party.allow_raw_token, routing=req.routing, params=req.params)
+
+    async def _partner_holds(self, party: party_repo.Party, req: Request) -> bool | None:
         """Does the partner already hold the version we are about to send?
 
         Asked only when an earlier attempt may have reached it. Every receiver
@@ -175,9 +179,7 @@ class DeliveryWorker:
         if req.method == "POST" or not req.version:
             return False
         try:
-            result = await self.client.request("GET", req.url, party.token_out, party_id=party.id,
-                                               raw_token=party.allow_raw_token, routing=req.routing,
-                                               params=req.params)
+            result = await self._call(party, req, "GET", req.url)
         except PartnerError:
             return None
         data = result.data
@@ -190,19 +192,14 @@ class DeliveryWorker:
         except ValueError:
             return False
 
-    async def _send(self, d: Delivery, party: party_repo.Party, req: Request, data: str) -> Outcome:
+    async def _send(self, party: party_repo.Party, req: Request) -> Outcome:
         whole = req.method != "PATCH"
         try:
-            result = await self.client.request(req.method, req.url, party.token_out, content=req.content,
-                                               party_id=party.id, raw_token=party.allow_raw_token,
-                                               routing=req.routing, params=req.params)
+            result = await self._call(party, req, req.method, req.url, req.content)
             if req.method == "PATCH" and result.http_status == 404:
                 # The partner lacks the object (it registered later, or lost
                 # it): A6.3's remedy is a PUT of the whole, latest object.
-                result = await self.client.request("PUT", req.whole_url, party.token_out,
-                                                   content=req.whole, party_id=party.id,
-                                                   raw_token=party.allow_raw_token, routing=req.routing,
-                                                   params=req.params)
+                result = await self._call(party, req, "PUT", req.whole_url, req.data.encode())
                 whole = True
         except PartnerError as exc:
             return Outcome(exc.message, exc.maybe_applied)
@@ -210,7 +207,7 @@ class DeliveryWorker:
             # The partner answered and refused: it did not apply it.
             return Outcome((f"{req.method} {req.url}: HTTP {result.http_status}, OCPI {result.status_code} "
                             f"{result.envelope.status_message or ''}").rstrip())
-        return Outcome(None, whole=data if whole else None)
+        return Outcome(None, whole=req.data if whole else None)
 
     async def run(self) -> None:
         try:
