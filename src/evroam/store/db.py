@@ -43,7 +43,8 @@ def create_engine(url: str) -> AsyncEngine:
             # at its first write or locking read, so read-modify-write cycles
             # serialise as FOR UPDATE does on PostgreSQL. Plain reads before
             # that stay lock-free, so readers never queue behind writers (WAL).
-            if conn.in_transaction() and not cursor._connection.in_transaction and _needs_lock(statement, context):
+            if (conn.in_transaction() and not conn.connection.driver_connection.in_transaction
+                    and _needs_lock(statement, context)):
                 cursor.execute("BEGIN IMMEDIATE")
 
         # Every connection returned to the pool, or closed after reads only,
