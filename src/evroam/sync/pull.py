@@ -63,7 +63,7 @@ async def _record(engine: AsyncEngine, party_id: int, module: str, **values: obj
                                                   set_=values))
 
 
-async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[tuple[int, bool]]) -> None:  # noqa: ANN001
+async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[objects.Upserted]) -> None:  # noqa: ANN001
     """A pulled CDR is received like a pushed one: re-price it once, when it
     first arrives, and keep ACCEPTED or DISPUTED with the reason."""
     from evroam.ocpi.cdrs import CDR
