@@ -141,7 +141,7 @@ async def test_active_profile_is_kept_under_its_session_never_under_a_header(clu
                                 {"OCPI-from-country-code": "BE", "OCPI-from-party-id": "BEC"})
     assert (status, env["status_code"]) == (201, 1000) and "data" not in env
     assert await _profiles(emsp) == [("NL", "CPO", "S1")]
-    # A From naming the caller's own role, but not the session's: unknown to it.
+    # A From naming the caller's own role (in any case) is believed: the same session, replaced.
     status, env, _ = await call("PUT", join_url(url, "S1"), tok, ACTIVE,
                                 {"OCPI-from-country-code": "nl", "OCPI-from-party-id": "cpo"})
     assert (status, env["status_code"]) == (200, 1000)
