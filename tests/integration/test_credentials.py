@@ -58,7 +58,7 @@ async def test_registration_a_b_c(cluster):
     # Token C (held by the eMSP as token_out) works; token A no longer does.
     status, body, _ = await call("GET", cpo.config.versions_url, party.token_out)
     assert status == 200 and body["status_code"] == 1000
-    assert body["data"] == [{"version": "2.2.1", "url": f"{cpo.config.public_url}/ocpi/2.2.1"}]
+    assert body["data"] == [{"version": "2.2.1", "url": f"{cpo.config.public_url}/ocpi/2.2.1/"}]
     status, body, _ = await call("GET", cpo.config.versions_url, token_a)
     assert status == 401 and body["status_code"] == 2000
     # And the CPO can call the eMSP with token B.

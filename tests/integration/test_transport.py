@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from evroam.ocpi.base import dumps
 from evroam.ocpi.headers import encode_token
 from evroam.server.auth import authenticate_registered
-from evroam.server.paging import page_request, paged_response, routing_response_headers
+from evroam.server.paging import page_request, paged_response
 from evroam.store import calllog
 from evroam.store.calllog import CallRecord
 from tests.integration.test_credentials import CPO, call, registered_pair
@@ -33,7 +33,7 @@ def mount_list(node):  # noqa: ANN001, ANN201
                 and (page.date_to is None or i["last_updated"] < page.date_to)]
         chunk = [{"id": r["id"], "last_updated": r["last_updated"].strftime("%Y-%m-%dT%H:%M:%SZ")}
                  for r in rows[page.offset: page.offset + page.limit]]
-        return paged_response(request, page, len(rows), dumps(chunk), routing_response_headers(request))
+        return paged_response(request, page, len(rows), dumps(chunk))
 
     return f"{node.config.public_url}/ocpi/2.2.1/test/things"
 

@@ -17,7 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from evroam.ocpi.base import OcpiModel, error_text
@@ -28,6 +28,36 @@ if TYPE_CHECKING:
     from evroam.node import Node
 
 M = TypeVar("M", bound=OcpiModel)
+
+
+class Envelope(BaseModel):
+    """Every admin answer, errors included (data is absent on errors)."""
+
+    data: Any = None
+    status_code: int
+    status_message: str | None = None
+    timestamp: str
+
+
+# What each status means on every admin route that answers it; `answers`
+# builds the `responses=` of a route from these, so /admin/openapi.json lists
+# what the route really answers (a test calls each route to check).
+_MEANING = {
+    200: "Success.",
+    201: "Created.",
+    400: "The request is wrong: the body is not JSON (2000), or a field or parameter is invalid (2001; the "
+         "message names it).",
+    401: "Missing or wrong admin token (2000).",
+    404: "An unknown partner, object or request (2000).",
+    409: "The change may not be made as asked (2000), for example an older last_updated than the stored one.",
+}
+
+
+def answers(*codes: int, **meaning: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that answers these statuses; `ok=` (200) or
+    `created=` (201) say what success means there."""
+    said = {200: meaning.get("ok"), 201: meaning.get("created")}
+    return {code: {"model": Envelope, "description": said.get(code) or _MEANING[code]} for code in codes}
 
 
 def node_of(request: Request) -> Node:

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from evroam.admin import commands, objects, partners, sessions
+from evroam.admin import answers, commands, objects, partners, sessions
 from evroam.config import NodeConfig
 from evroam.ocpi.base import error_text
 from evroam.ocpi.status import OcpiError, StatusCode
@@ -115,22 +115,29 @@ def create_admin_app(node: Node) -> FastAPI | None:
     app.state.node = node
     app.state.admin_token = token.encode("utf-8")
     _install_errors(app)
-    app.include_router(objects.router, tags=["our objects"])
-    app.include_router(partners.router, tags=["partners"])
-    app.include_router(sessions.router, tags=["sessions and CDRs"])
-    app.include_router(commands.router, tags=["commands"])
+    every = answers(401)  # require_admin guards every route
+    app.include_router(objects.router, tags=["our objects"], responses=every)
+    app.include_router(partners.router, tags=["partners"], responses=every)
+    app.include_router(sessions.router, tags=["sessions and CDRs"], responses=every)
+    app.include_router(commands.router, tags=["commands"], responses=every)
     _document_bodies(app)
     return app
 
 
 def _document_bodies(app: FastAPI) -> None:
     """Put the OCPI object schemas the hand-parsed bodies refer to into the
-    OpenAPI components, so /admin/docs shows and validates them."""
+    OpenAPI components, so /admin/docs shows and validates them, and drop
+    the 422 FastAPI lists for typed parameters: a bad one is answered 400."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in objects.BODY_MODELS:
                 doc = model.model_json_schema(ref_template="#/components/schemas/{model}")

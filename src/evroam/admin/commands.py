@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from evroam.admin import bad_request, conflict, node_of, not_found, ok, parse_object
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object
 from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.chargingprofiles import ChargingProfile
 from evroam.ocpi.commands import CancelReservation, CommandType, ReserveNow, StartSession, StopSession, UnlockConnector
@@ -79,7 +79,7 @@ async def _show(request: Request, tracking_id: str, kind: str) -> Response:
 
 @router.post("/commands/{partner}/{command_type}", status_code=201, summary="Send a command to a partner CPO",
              description="The body is the command object without response_url. Answers the tracking id and "
-                         "the state after the CPO's synchronous response.")
+                         "the state after the CPO's synchronous response.", responses=answers(400, 404, 409))
 async def send_command(request: Request, partner: str, command_type: CommandType) -> Response:
     body = await parse_object(request, REQUEST_MODELS[command_type])
     node = node_of(request)
@@ -88,14 +88,16 @@ async def send_command(request: Request, partner: str, command_type: CommandType
     return ok(t.to_dict() if t else {"id": uid}, http_status=201)
 
 
-@router.get("/commands/{tracking_id}", summary="The state of a command we sent (or received)")
+@router.get("/commands/{tracking_id}", summary="The state of a command we sent (or received)",
+            responses=answers(404))
 async def get_command(request: Request, tracking_id: str) -> Response:
     return await _show(request, tracking_id, COMMANDS)
 
 
 @router.post("/chargingprofiles/{partner}/{request_type}", status_code=201,
              summary="Ask a partner CPO to get the active profile, set one or clear it",
-             description="request_type: GET_ACTIVE (needs duration), SET (needs charging_profile) or CLEAR.")
+             description="request_type: GET_ACTIVE (needs duration), SET (needs charging_profile) or CLEAR.",
+             responses=answers(400, 404, 409))
 async def send_profile_request(request: Request, partner: str, request_type: ProfileRequest) -> Response:
     body = await parse_object(request, ProfileRequestBody)
     node = node_of(request)
@@ -105,6 +107,7 @@ async def send_profile_request(request: Request, partner: str, request_type: Pro
     return ok(t.to_dict() if t else {"id": uid}, http_status=201)
 
 
-@router.get("/chargingprofiles/{tracking_id}", summary="The state of a charging-profile request")
+@router.get("/chargingprofiles/{tracking_id}", summary="The state of a charging-profile request",
+            responses=answers(404))
 async def get_profile_request(request: Request, tracking_id: str) -> Response:
     return await _show(request, tracking_id, CHARGING_PROFILES)

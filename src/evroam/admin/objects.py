@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.admin import bad_request, conflict, node_of, not_found, ok, parse_object
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import Status
 from evroam.ocpi.modules import CDRS, LOCATIONS, TARIFFS, TOKENS, ObjectModule
@@ -31,6 +31,7 @@ _OBJECT_DOC = "The whole OCPI object (2.2.1) as JSON."
 # Bodies are parsed by hand (400 naming the field, never 422), so their
 # schemas are declared for the docs here; admin/app.py adds the components.
 BODY_MODELS: list[type[OcpiModel]] = []
+_PUT_ANSWERS = answers(200, 400, 409, ok="Replaced, or the same document again (\"unchanged\": nothing is pushed).")
 
 
 def body(model: type[OcpiModel]) -> dict:
@@ -81,7 +82,7 @@ async def _publish(node, module: ObjectModule, obj: OcpiModel) -> str:  # noqa: 
 
 
 @router.put("/locations/{location_id}", status_code=201, summary="Create or replace one of our Locations",
-            description=_OBJECT_DOC, openapi_extra=body(LOCATIONS.model))
+            description=_OBJECT_DOC, openapi_extra=body(LOCATIONS.model), responses=_PUT_ANSWERS)
 async def put_location(request: Request, location_id: str) -> Response:
     return await put_own(request, LOCATIONS, location_id)
 
@@ -93,7 +94,7 @@ class EvseStatusUpdate(OcpiModel):
 
 @router.put("/locations/{location_id}/evses/{evse_uid}/status", summary="Set an EVSE's status",
             description="Body: {\"status\": \"CHARGING\", \"last_updated\"?: DateTime}. Partners get a PATCH "
-                        "of just that EVSE.", openapi_extra=body(EvseStatusUpdate))
+                        "of just that EVSE.", openapi_extra=body(EvseStatusUpdate), responses=answers(400, 404))
 async def put_evse_status(request: Request, location_id: str, evse_uid: str) -> Response:
     node = node_of(request)
     update = await parse_object(request, EvseStatusUpdate)
@@ -110,13 +111,14 @@ async def put_evse_status(request: Request, location_id: str, evse_uid: str) -> 
 
 
 @router.put("/tariffs/{tariff_id}", status_code=201, summary="Create or replace one of our Tariffs",
-            description=_OBJECT_DOC, openapi_extra=body(TARIFFS.model))
+            description=_OBJECT_DOC, openapi_extra=body(TARIFFS.model), responses=_PUT_ANSWERS)
 async def put_tariff(request: Request, tariff_id: str) -> Response:
     return await put_own(request, TARIFFS, tariff_id)
 
 
 @router.put("/tokens/{token_uid}", status_code=201, summary="Create or replace one of our Tokens",
-            description=_OBJECT_DOC + " Tokens are identified by uid and type.", openapi_extra=body(TOKENS.model))
+            description=_OBJECT_DOC + " Tokens are identified by uid and type.", openapi_extra=body(TOKENS.model),
+            responses=_PUT_ANSWERS)
 async def put_token(request: Request, token_uid: str,
                     type: str = Query("RFID", description="Token type (default RFID, as in OCPI).")) -> Response:  # noqa: A002
     try:
@@ -129,6 +131,6 @@ async def put_token(request: Request, token_uid: str,
 @router.put("/cdrs/{cdr_id}", status_code=201, summary="Publish one of our CDRs",
             description=_OBJECT_DOC + " A CDR never changes once stored: a different one under the same id "
                                       "answers 409 (issue a credit CDR instead).",
-            openapi_extra=body(CDRS.model))
+            openapi_extra=body(CDRS.model), responses=_PUT_ANSWERS)
 async def put_cdr(request: Request, cdr_id: str) -> Response:
     return await put_own(request, CDRS, cdr_id)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from evroam.admin import bad_request, node_of, not_found, ok
+from evroam.admin import answers, bad_request, node_of, not_found, ok
 from evroam.ocpi.base import dumps
 from evroam.ocpi.modules import OBJECT_MODULES
 from evroam.ocpi.types import ci_key, format_datetime, parse_datetime
@@ -50,7 +50,8 @@ def _sync(h: dict) -> dict:
     return {k: h[k] for k in ("pending", "dead", "lag_s", "oldest_pending_at", "pulls")}
 
 
-@router.get("/partners/{name}", summary="One partner: registration, endpoints, sync health, dead letters")
+@router.get("/partners/{name}", summary="One partner: registration, endpoints, sync health, dead letters",
+            responses=answers(404))
 async def get_partner(request: Request, name: str) -> Response:
     party = await _party(request, name)
     engine = node_of(request).engine
@@ -69,7 +70,8 @@ async def get_partner(request: Request, name: str) -> Response:
     return ok({**_summary(party), "sync": sync})
 
 
-@router.get("/partners/{name}/{module}", summary="Objects of one module received from a partner (paginated)")
+@router.get("/partners/{name}/{module}", summary="Objects of one module received from a partner (paginated)",
+            responses=answers(400, 404))
 async def list_received(
     request: Request, name: str, module: str,
     offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=MAX_LIMIT),
@@ -99,7 +101,7 @@ async def list_received(
 
 
 @router.get("/received/{module}/{country_code}/{party_id}/{object_id}",
-            summary="One object a partner sent us, by its OCPI keys")
+            summary="One object a partner sent us, by its OCPI keys", responses=answers(404))
 async def get_received(request: Request, module: str, country_code: str, party_id: str, object_id: str,
                        type: str | None = Query(None, description="Tokens only: the token type.")) -> Response:  # noqa: A002
     if module not in OBJECT_MODULES:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 from starlette.responses import Response
 
-from evroam.admin import bad_request, conflict, node_of, not_found, ok
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.cdrs import AuthMethod, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price
@@ -74,7 +74,8 @@ async def _guard(coro):  # noqa: ANN001, ANN202
 
 
 @router.post("/sessions", status_code=201, summary="Start one of our sessions",
-             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP.")
+             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP.",
+             responses=answers(400, 409))
 async def start_session(request: Request, body: StartSession) -> Response:
     session = await _guard(ops.start(
         node_of(request), session_id=body.id, location_id=body.location_id, evse_uid=body.evse_uid,
@@ -85,13 +86,15 @@ async def start_session(request: Request, body: StartSession) -> Response:
 
 
 @router.patch("/sessions/{session_id}", summary="Add charging periods to one of our sessions",
-              description="The eMSP gets a PATCH with just the new periods (it appends them).")
+              description="The eMSP gets a PATCH with just the new periods (it appends them).",
+              responses=answers(400, 404, 409))
 async def add_periods(request: Request, session_id: str, body: AddPeriods) -> Response:
     return _session(await _guard(ops.update(node_of(request), session_id, body.charging_periods, kwh=body.kwh,
                                             total_cost=body.total_cost, status=body.status)))
 
 
-@router.post("/sessions/{session_id}/stop", summary="Stop one of our sessions (COMPLETED)")
+@router.post("/sessions/{session_id}/stop", summary="Stop one of our sessions (COMPLETED)",
+             responses=answers(400, 404, 409))
 async def stop_session(request: Request, session_id: str, body: StopSession | None = None) -> Response:
     body = body or StopSession()
     return _session(await _guard(ops.stop(node_of(request), session_id, end_date_time=body.end_date_time,
@@ -101,7 +104,8 @@ async def stop_session(request: Request, session_id: str, body: StopSession | No
 
 @router.post("/sessions/{session_id}/cdr", status_code=201, summary="Issue the CDR of a COMPLETED session",
              description="Prices the session with the tariff(s) of its connector in our published Location "
-                         "and POSTs the CDR to the eMSP. A CDR is issued once (409 after that).")
+                         "and POSTs the CDR to the eMSP. A CDR is issued once (409 after that).",
+             responses=answers(400, 404, 409))
 async def issue_cdr(request: Request, session_id: str, body: IssueCdr | None = None) -> Response:
     body = body or IssueCdr()
     node = node_of(request)

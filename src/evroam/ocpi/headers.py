@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pydantic import TypeAdapter, ValidationError
+
+from evroam.ocpi.types import CountryCode, PartyId, ci_key
 
 AUTHORIZATION = "authorization"
 REQUEST_ID = "x-request-id"
@@ -38,6 +43,41 @@ class Routing:
             h["OCPI-to-country-code"] = self.to_country_code
             h["OCPI-to-party-id"] = self.to_party_id
         return h
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRequest:
+    """The routing headers of a request, checked: each pair as (CC, PID)
+    upper-cased, or None when the pair is absent or incomplete."""
+
+    from_key: tuple[str, str] | None = None
+    to_key: tuple[str, str] | None = None
+
+
+# The four headers, spelled as the spec does, with what each must hold.
+_ROUTING_HEADERS = (
+    (FROM_COUNTRY_CODE, "OCPI-from-country-code", TypeAdapter(CountryCode), "a country code (2 letters)"),
+    (FROM_PARTY_ID, "OCPI-from-party-id", TypeAdapter(PartyId), "a party id (3 characters)"),
+    (TO_COUNTRY_CODE, "OCPI-to-country-code", TypeAdapter(CountryCode), "a country code (2 letters)"),
+    (TO_PARTY_ID, "OCPI-to-party-id", TypeAdapter(PartyId), "a party id (3 characters)"),
+)
+
+
+def parse_routing(headers: Mapping[str, str]) -> RoutingRequest:
+    """The OCPI-from/to headers of a request. Raises ValueError naming a
+    header whose value is no CiString(2) country code or CiString(3) party
+    id: these values become database keys and the TO of our answers."""
+    values = []
+    for name, spelling, adapter, what in _ROUTING_HEADERS:
+        value = headers.get(name) or None  # an empty header says nothing
+        if value is not None:
+            try:
+                adapter.validate_python(value)
+            except ValidationError:
+                raise ValueError(f"{spelling}: {value[:40]!r} is not {what}") from None
+        values.append(ci_key(value) if value else None)
+    fcc, fpid, tcc, tpid = values
+    return RoutingRequest((fcc, fpid) if fcc and fpid else None, (tcc, tpid) if tcc and tpid else None)
 
 
 def new_id() -> str:

@@ -21,6 +21,7 @@ from evroam.server import (
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
 from evroam.server.middleware import OcpiMiddleware
+from evroam.server.routing import interface_path
 from evroam.store.calllog import CallLog
 
 V = VersionNumber.V2_2_1.value
@@ -61,8 +62,8 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None) -> FastAPI:
         router = sender if iface == InterfaceRole.SENDER else receiver
         if not router.routes:  # an interface with nothing to serve is not published
             continue
-        path = f"/ocpi/{V}/{iface.value.lower()}/{module}"
+        path = interface_path(V, module, iface)
         app.include_router(router, prefix=path)
-        ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.url(path)))
+        ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     return app

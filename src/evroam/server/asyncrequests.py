@@ -2,9 +2,12 @@
 receiving half of the two asynchronous modules, what the routers need. The
 requests we send ourselves are in sync/commands.py.
 
-CPO (Receiver): `receive_command` and `receive_profile_request` check what
-the protocol itself can check (location, session, whose session it is), ask
-the business hook, record the request and give the synchronous answer. The
+CPO (Receiver): `receive_command` and `receive_profile_request` first check
+what the protocol itself can check (location, session, whose session it is),
+then ask the business hook, and only without a hook answer NOT_SUPPORTED:
+an unknown location is 2003 and an unknown session UNKNOWN_SESSION whether
+or not a hook is installed. They record the request and give the
+synchronous answer. The
 hook reports the charge point's result later through its `ResultHandle`,
 which POSTs it to the response_url in the background, and only once the
 ACCEPTED answer has been sent.
@@ -66,11 +69,13 @@ from evroam.ocpi.commands import (
     UnlockConnector,
 )
 from evroam.ocpi.common import DisplayText, Role
-from evroam.ocpi.headers import Routing
+from evroam.ocpi.headers import Routing, RoutingRequest
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.status import StatusCode, invalid, not_found
 from evroam.ocpi.types import ci_key
+from evroam.ocpi.versions import InterfaceRole
+from evroam.server.routing import honoured_from, is_hub, requesting_party
 from evroam.store import commands as repo
 from evroam.store import objects
 from evroam.store import parties as party_repo
@@ -291,19 +296,16 @@ class ChargingProfileRequest:
 Hook = Callable[[Any, ResultHandle], Awaitable[Any]]
 
 
-def caller(party: Party, headers: Any, our_cpo_keys: set[tuple[str, str]]) -> Caller:
-    """The Caller of a request, from the party and the routing headers."""
+def caller(party: Party, claimed: RoutingRequest, our_cpo_keys: set[tuple[str, str]], module: str) -> Caller:
+    """The Caller of a request to our `module` Receiver, from the party and
+    its checked routing headers. OCPI-from counts only where it names one of
+    the caller's roles, or the caller is a Hub (server/routing.py)."""
     roles = {(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in party.roles or ()}
-    frm = _key(headers.get("ocpi-from-country-code"), headers.get("ocpi-from-party-id"))
-    to = _key(headers.get("ocpi-to-country-code"), headers.get("ocpi-to-party-id"))
-    is_hub = any(r.get("role") == Role.HUB.value for r in party.roles or ())
-    requester = {frm} if is_hub and frm else roles
-    ours = to if to in our_cpo_keys else None
+    via_hub = honoured_from(party, claimed.from_key) if is_hub(party) else None
+    requester = {(ci_key(via_hub[0]), ci_key(via_hub[1]))} if via_hub else roles
+    frm = requesting_party(party, claimed.from_key, module, InterfaceRole.RECEIVER)
+    ours = claimed.to_key if claimed.to_key in our_cpo_keys else None
     return Caller(party, requester, ours, routing_for(ours or next(iter(sorted(our_cpo_keys)), None), frm, party))
-
-
-def _key(cc: str | None, pid: str | None) -> tuple[str, str] | None:
-    return (ci_key(cc), ci_key(pid)) if cc and pid else None
 
 
 def routing_for(ours: tuple[str, str] | None, to: tuple[str, str] | None, party: Party) -> Routing | None:
@@ -366,17 +368,15 @@ async def receive_command(callbacks: Callbacks, who: Caller, command_type: Comma
     pre: Decision | None = None
     ref: str | None = None
     location = session = None
-    if hook is None:
-        pre = Decision(_command_response(CommandResponseType.NOT_SUPPORTED, f"{command_type.value} is not supported"))
     if command_type in _AT_LOCATION:
         ref = command.location_id  # type: ignore[attr-defined]
         async with engine.connect() as conn:
             stored = await _find_ours(conn, "locations", ref, who.ours)
-        if pre is None and stored is None:
+        if stored is None:
             # The spec's sequence diagram: status_code 2003 with CommandResponse REJECTED.
             msg = f"unknown location {ref!r}"
             pre = Decision(_command_response(CommandResponseType.REJECTED, msg), StatusCode.UNKNOWN_LOCATION, msg)
-        if pre is None and stored is not None:
+        else:
             doc = json.loads(stored.data)
             pre = _check_location(command_type, command, doc)
             location = Location.from_wire(stored.data)
@@ -391,14 +391,18 @@ async def receive_command(callbacks: Callbacks, who: Caller, command_type: Comma
         ref = command.session_id  # type: ignore[attr-defined]
         async with engine.connect() as conn:
             stored = await _find_ours(conn, "sessions", ref, who.ours)
-        if pre is None and stored is None:
+        if stored is None:
             pre = Decision(_command_response(CommandResponseType.UNKNOWN_SESSION, f"unknown session {ref!r}"))
-        elif pre is None and _owner(json.loads(stored.data)) not in who.requester:
+        elif _owner(json.loads(stored.data)) not in who.requester:
             pre = Decision(_command_response(CommandResponseType.REJECTED, "not your session"))
-        elif stored is not None:
+        else:
             session = Session.from_wire(stored.data)
     elif command_type == CommandType.CANCEL_RESERVATION:
+        # Reservations live in the charge points: whether one is known is
+        # their result (UNKNOWN_RESERVATION), there is no synchronous answer for it.
         ref = command.reservation_id  # type: ignore[attr-defined]
+    if pre is None and hook is None:
+        pre = Decision(_command_response(CommandResponseType.NOT_SUPPORTED, f"{command_type.value} is not supported"))
 
     def make_handle(uid: str) -> ResultHandle:
         return ResultHandle(callbacks, uid, COMMANDS, command_type.value, command.response_url,  # type: ignore[attr-defined]
@@ -420,9 +424,7 @@ async def receive_profile_request(callbacks: Callbacks, who: Caller, request: Ch
     def answer(result: ChargingProfileResponseType, msg: str | None = None) -> Decision:
         return Decision(ChargingProfileResponse(result=result, timeout=0), status_message=msg)
 
-    if hook is None:
-        pre = answer(ChargingProfileResponseType.NOT_SUPPORTED, "charging profiles are not supported")
-    elif stored is None:
+    if stored is None:
         pre = answer(ChargingProfileResponseType.UNKNOWN_SESSION, f"unknown session {request.session_id!r}")
     else:
         # Profiles are for the token owner's sessions. A party without that
@@ -432,6 +434,8 @@ async def receive_profile_request(callbacks: Callbacks, who: Caller, request: Ch
         if _owner(json.loads(stored.data)) not in who.requester and not roles & {Role.SCSP.value, Role.HUB.value}:
             pre = answer(ChargingProfileResponseType.REJECTED, "not your session")
         session = Session.from_wire(stored.data)
+    if pre is None and hook is None:
+        pre = answer(ChargingProfileResponseType.NOT_SUPPORTED, "charging profiles are not supported")
     if request.type == ProfileRequest.SET:
         body = SetChargingProfile(charging_profile=request.charging_profile,  # type: ignore[arg-type]
                                   response_url=request.response_url).to_json_bytes().decode()
@@ -528,11 +532,20 @@ async def expire_overdue(engine: AsyncEngine) -> int:
 async def store_active_profile(engine: AsyncEngine, party: Party, who: tuple[str, str] | None, session_id: str,
                                profile: ActiveChargingProfile) -> bool:
     """eMSP/SCSP: keep the latest ActiveChargingProfile a CPO PUT for a
-    session; True when it is the first for that session."""
-    cc, pid = who or next(((r["country_code"], r["party_id"]) for r in party.roles or ()), ("", ""))
+    session; True when it is the first for that session.
+
+    The session must be one this partner sent us, and under `who` when the
+    request named the session's CPO (a believed OCPI-from): 404 otherwise,
+    writing nothing. The profile is kept under the session's own
+    country_code/party_id, never under a value taken from a header."""
     async with engine.begin() as conn:
-        _, created = await objects.upsert(conn, ObjectKey(ACTIVE_PROFILES, party.id, cc, pid, session_id),
-                                          profile.to_json_bytes().decode(), profile.start_date_time)
+        stored = await objects.find_any_owner(conn, "sessions", session_id, party.id)
+        doc = json.loads(stored.data) if stored is not None else None
+        if doc is None or (who is not None and (ci_key(doc["country_code"]), ci_key(doc["party_id"]))
+                           != (ci_key(who[0]), ci_key(who[1]))):
+            raise not_found(f"unknown session {session_id!r}")
+        key = ObjectKey(ACTIVE_PROFILES, party.id, doc["country_code"], doc["party_id"], session_id)
+        _, created = await objects.upsert(conn, key, profile.to_json_bytes().decode(), profile.start_date_time)
     return created
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from evroam.ocpi.headers import parse_authorization
-from evroam.ocpi.status import unauthorized
+from evroam.ocpi.status import OcpiError, unauthorized
+from evroam.server import routing
 from evroam.store import parties as repo
 from evroam.store.parties import Authenticated
 
@@ -30,4 +31,23 @@ async def authenticate_registered(request: Request) -> Authenticated:
     auth = await authenticate(request)
     if auth.token_kind == repo.TOKEN_A or auth.party.status != repo.REGISTERED:
         raise unauthorized("this token is only valid for registration (versions and credentials)")
+    routing.note(request, auth.party)
     return auth
+
+
+async def note_routing_of_error(request: Request) -> None:
+    """An error on a functional path raised before its handler authenticated
+    (no such route, a method it lacks, a bad parameter): its answer still
+    carries routing headers, if the caller turns out to be a registered
+    partner. Anyone else learns nothing more than before."""
+    if hasattr(request.state, "routing") or routing.interface_of(request.url.path) is None:
+        return
+    try:
+        auth = await authenticate(request)
+    except OcpiError:
+        return
+    if auth.token_kind != repo.TOKEN_A and auth.party.status == repo.REGISTERED:
+        try:
+            routing.note(request, auth.party)
+        except OcpiError:
+            pass  # the error being answered comes first

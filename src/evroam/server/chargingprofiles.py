@@ -36,6 +36,7 @@ from evroam.server.asyncrequests import (
     store_active_profile,
     store_result,
 )
+from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.commands import answer, caller_of, callbacks_of
@@ -74,8 +75,8 @@ def _params(request: Request, session_id: str, *, need_url: bool) -> _Params:
 
 async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  # noqa: ANN202
                   req: ChargingProfileRequest):
-    decision = await receive_profile_request(callbacks_of(request), caller_of(request, party), req,
-                                             ctx_of(request).hooks.get(event))
+    who = caller_of(request, party, "chargingprofiles")
+    decision = await receive_profile_request(callbacks_of(request), who, req, ctx_of(request).hooks.get(event))
     return answer(request, decision)
 
 
@@ -128,11 +129,9 @@ async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     p = _params(request, session_id, need_url=False)
     profile = await parse_body(request, ActiveChargingProfile)
-    # The session's CPO: OCPI-from through a Hub, else the caller's own role.
-    h = request.headers
-    cc, pid = h.get("ocpi-from-country-code"), h.get("ocpi-from-party-id")
-    key = (cc, pid) if cc and pid else None
-    created = await store_active_profile(ctx_of(request).engine, auth.party, key, p.session_id, profile)
+    # The session's CPO, if the request names it believably (server/routing.py).
+    who = routing.honoured_from(auth.party, routing.claimed(request).from_key)
+    created = await store_active_profile(ctx_of(request).engine, auth.party, who, p.session_id, profile)
     await ctx_of(request).hooks.fire(ChargingProfileEvent.ACTIVE_PROFILE, p.session_id, profile, auth.party)
     return respond(request, http_status=201 if created else 200)
 

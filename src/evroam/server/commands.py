@@ -1,6 +1,9 @@
 """Commands module (mod_commands.asciidoc): Receiver (CPO) and Sender (eMSP) routers.
 
-CPO, a decision hook per command type; no hook means NOT_SUPPORTED:
+CPO, a decision hook per command type. A command at a location we do not
+have is 2003 (REJECTED) and a STOP_SESSION for a session we do not have is
+UNKNOWN_SESSION before any hook is asked; then the hook decides, and without
+one the answer is NOT_SUPPORTED:
 
     @node.on(CommandType.START_SESSION)
     async def start(command: StartSession, handle: ResultHandle) -> CommandResponse:
@@ -33,10 +36,10 @@ from evroam.server.asyncrequests import (
     receive_command,
     store_result,
 )
+from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.objects import ctx_of, respond
-from evroam.server.paging import routing_response_headers
 from evroam.server.responses import ocpi_response
 from evroam.store.commands import COMMANDS
 from evroam.store.parties import Party
@@ -56,8 +59,8 @@ def callbacks_of(request: Request) -> Callbacks:
     return callbacks
 
 
-def caller_of(request: Request, party: Party) -> Caller:
-    return caller(party, request.headers, ctx_of(request).our_keys(Role.CPO))
+def caller_of(request: Request, party: Party, module: str = "commands") -> Caller:
+    return caller(party, routing.claimed(request), ctx_of(request).our_keys(Role.CPO), module)
 
 
 def answer(request: Request, decision: Decision) -> Response:
@@ -65,7 +68,7 @@ def answer(request: Request, decision: Decision) -> Response:
     after it has been sent (a result never overtakes its ACCEPTED)."""
     request.state.ocpi_status = decision.status_code
     response = ocpi_response(data_json=decision.response.to_json_bytes(), status_code=decision.status_code,
-                             status_message=decision.status_message, headers=routing_response_headers(request))
+                             status_message=decision.status_message)
     if decision.handle is not None:
         response.background = BackgroundTask(decision.handle.release,
                                              decision.response.result.value)  # type: ignore[attr-defined]

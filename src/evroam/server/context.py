@@ -45,3 +45,9 @@ class ServerContext:
 
     def url(self, *path: str) -> str:
         return "/".join([self.public_url.rstrip("/"), *(p.strip("/") for p in path)])
+
+    def endpoint_url(self, *path: str) -> str:
+        """A URL we publish in versions and version details: with a trailing
+        slash, as every URL in the spec's examples, because 2.2.1 clients build
+        `{url}{country_code}/…` (served with or without it)."""
+        return self.url(*path) + "/"

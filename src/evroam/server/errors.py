@@ -9,9 +9,11 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 from evroam.ocpi.base import error_text
 from evroam.ocpi.status import OcpiError, StatusCode
+from evroam.server.auth import note_routing_of_error
 from evroam.server.responses import ocpi_response
 
 log = structlog.get_logger(__name__)
@@ -25,26 +27,51 @@ def validation_error_response(exc: ValidationError):  # noqa: ANN201
     return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=error_text(exc))
 
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The Allow header of a 405: every method some route serves at this
+    path. Each method is its own route and the router stops at the first
+    whose path matches, so the Allow it gives names only that route's
+    methods; asking the router about each method finds them all."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(OcpiError)
     async def _ocpi_error(request: Request, exc: OcpiError):  # noqa: ANN202
         request.state.ocpi_status = exc.status_code
+        await note_routing_of_error(request)
+        # A 405 names what the path does serve (RFC 9110), the handshake's too.
+        headers = {"Allow": allowed_methods(request)} if exc.http_status == 405 else None
         return ocpi_response(exc.data, status_code=exc.status_code, status_message=exc.message,
-                             http_status=exc.http_status)
+                             http_status=exc.http_status, headers=headers)
 
     @app.exception_handler(ValidationError)
     async def _validation(request: Request, exc: ValidationError):  # noqa: ANN202
+        await note_routing_of_error(request)
         return validation_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        await note_routing_of_error(request)
         msgs = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
         return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=msgs)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
+        await note_routing_of_error(request)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return ocpi_response(status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
-                             http_status=exc.status_code, headers=getattr(exc, "headers", None))
+                             http_status=exc.status_code, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect):  # noqa: ANN202

@@ -32,7 +32,6 @@ from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.hooks import Received
-from evroam.server.paging import routing_response_headers
 from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
@@ -195,7 +194,7 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
                     _check(location, cc, pid, location_id)
                     data = location.to_json_bytes().decode()
             if isinstance(outcome, str):
-                return ocpi_response(status_message=outcome, headers=routing_response_headers(request))
+                return ocpi_response(status_message=outcome)
             assert location is not None
             await repo.save(conn, key, stored, data, location.last_updated)
     await ctx.hooks.fire(Received.LOCATION, location, auth.party)

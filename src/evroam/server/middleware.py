@@ -1,10 +1,12 @@
-"""ASGI middleware: request/correlation ids, trailing slashes, the call log.
+"""ASGI middleware: request/correlation ids, trailing and doubled slashes,
+routing headers on functional answers, the call log.
 
 Written as plain ASGI (not BaseHTTPMiddleware) to stay off the hot path's back.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -23,7 +25,11 @@ class OcpiMiddleware:
             return
         path: str = scope["path"]
         # Partners' clients do not follow redirects during registration, so
-        # both forms of a path are served directly.
+        # both forms of a path are served directly. We publish endpoint URLs
+        # with their trailing slash, so a client on 2.3.0's `{url}/{id}`
+        # templates doubles it: served as well.
+        if "//" in path:
+            scope["path"] = path = _SLASHES.sub("/", path)
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path = path.rstrip("/") or "/"
         req_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -51,6 +57,11 @@ class OcpiMiddleware:
                         if k.lower() not in (b"x-request-id", b"x-correlation-id")]
                 hdrs.append((b"x-request-id", request_id.encode("latin-1")))
                 hdrs.append((b"x-correlation-id", correlation_id.encode("latin-1")))
+                # Noted by authenticate_registered, on functional modules only.
+                routing = state.get("routing")
+                if routing is not None:
+                    hdrs = [(k, v) for k, v in hdrs if not k.lower().startswith(b"ocpi-")]
+                    hdrs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in routing.headers().items()]
                 message = {**message, "headers": hdrs}
             elif message["type"] == "http.response.body" and logged and len(resp_body) <= cap:
                 resp_body.extend(message.get("body", b""))
@@ -80,6 +91,9 @@ class OcpiMiddleware:
                     response_body=redact(bytes(resp_body), cap),
                     error=error,
                 ))
+
+
+_SLASHES = re.compile(r"//+")
 
 
 def _status_code_of(body: bytearray) -> int | None:

@@ -25,7 +25,7 @@ from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.context import ServerContext
-from evroam.server.paging import page_request, paged_response, routing_response_headers
+from evroam.server.paging import page_request, paged_response
 from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
@@ -53,10 +53,8 @@ def check_identity(obj: OcpiModel, module: ObjectModule, cc: str, pid: str, oid:
 
 def respond(request: Request, data: Any = None, *, http_status: int = 200, data_json: bytes | None = None,
             headers: dict[str, str] | None = None) -> Response:
-    h = routing_response_headers(request)
-    if headers:
-        h.update(headers)
-    return ocpi_response(data, data_json=data_json, http_status=http_status, headers=h)
+    # Routing headers are the middleware's (server/routing.py), on every answer.
+    return ocpi_response(data, data_json=data_json, http_status=http_status, headers=headers)
 
 
 # --- Sender ---------------------------------------------------------------------------
@@ -69,7 +67,7 @@ async def sender_list(request: Request, module: ObjectModule, *, ref_keys: set[s
     async with ctx_of(request).engine.connect() as conn:
         docs, total = await repo.page(conn, module.id, OURS, offset=page.offset, limit=page.limit,
                                       date_from=page.date_from, date_to=page.date_to, ref_keys=ref_keys)
-    return paged_response(request, page, total, repo.splice(docs), routing_response_headers(request))
+    return paged_response(request, page, total, repo.splice(docs))
 
 
 async def sender_get_one(request: Request, module: ObjectModule, object_id: str) -> str:
@@ -113,7 +111,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
         if stored is not None and (stored.last_updated > obj.last_updated or stored.data == data):
             request.state.applied = False
             message = "same version as stored" if stored.data == data else "older than the stored version; kept"
-            return ocpi_response(status_message=message, headers=routing_response_headers(request)), obj, auth.party
+            return ocpi_response(status_message=message), obj, auth.party
         _, created = await repo.save(conn, key, stored, data, obj.last_updated, ref_key=ref_key)
     request.state.applied = True
     return respond(request, http_status=201 if created else 200), obj, auth.party

@@ -29,7 +29,7 @@ from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.hooks import Received
-from evroam.server.paging import page_request, paged_response, routing_response_headers
+from evroam.server.paging import page_request, paged_response
 from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
@@ -75,7 +75,7 @@ async def own_list(request: Request, module: ObjectModule, *, date_from_required
         docs, total = await repo.page(conn, module.id, OURS, offset=page.offset, limit=page.limit,
                                       date_from=page.date_from, date_to=page.date_to,
                                       ref_keys=caller_ref_keys(auth.party))
-    return paged_response(request, page, total, repo.splice(docs), routing_response_headers(request))
+    return paged_response(request, page, total, repo.splice(docs))
 
 
 # --- Sender (CPO) -----------------------------------------------------------------------
@@ -197,7 +197,7 @@ async def patch_session(request: Request, country_code: str, party_id: str, sess
 
 def _kept(request: Request, *, same: bool) -> Response:
     message = "same version as stored" if same else "older than the stored version; kept"
-    return ocpi_response(status_message=message, headers=routing_response_headers(request))
+    return ocpi_response(status_message=message)
 
 
 def append_periods(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -28,13 +28,13 @@ import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter, Request
 
-from evroam.ocpi import headers as H
 from evroam.ocpi.base import dumps
 from evroam.ocpi.modules import TOKENS
 from evroam.ocpi.status import OcpiError, StatusCode, invalid
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType
 from evroam.ocpi.types import ci_key
 from evroam.server import objects as common
+from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.hooks import Received
@@ -91,7 +91,7 @@ async def _find_ours(request: Request, uid: str, type_: str) -> str | None:
                    objects.c.oid_key == ci_key(uid), objects.c.type_key == type_)
             .order_by(objects.c.id))).all()
     if len(rows) > 1:
-        to = (ci_key(request.headers.get(H.TO_COUNTRY_CODE, "")), ci_key(request.headers.get(H.TO_PARTY_ID, "")))
+        to = routing.claimed(request).to_key
         for row in rows:
             if (row.cc_key, row.pid_key) == to:
                 return row.data

@@ -16,7 +16,8 @@ V = VersionNumber.V2_2_1.value
 
 def version_details(ctx: ServerContext) -> VersionDetails:
     # The credentials endpoint's role is meaningless; it is listed once.
-    endpoints = [Endpoint(identifier="credentials", role=InterfaceRole.SENDER, url=ctx.url("ocpi", V, "credentials"))]
+    endpoints = [Endpoint(identifier="credentials", role=InterfaceRole.SENDER,
+                          url=ctx.endpoint_url("ocpi", V, "credentials"))]
     endpoints += ctx.endpoints
     return VersionDetails(version=VersionNumber.V2_2_1, endpoints=endpoints)
 
@@ -24,7 +25,7 @@ def version_details(ctx: ServerContext) -> VersionDetails:
 @router.get("/ocpi/versions", dependencies=[Depends(authenticate)])
 async def get_versions(request: Request):  # noqa: ANN201
     ctx: ServerContext = request.app.state.ctx
-    return ocpi_response([Version(version=VersionNumber.V2_2_1, url=ctx.url("ocpi", V))])
+    return ocpi_response([Version(version=VersionNumber.V2_2_1, url=ctx.endpoint_url("ocpi", V))])
 
 
 @router.get(f"/ocpi/{V}", dependencies=[Depends(authenticate)])
