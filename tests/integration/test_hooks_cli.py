@@ -6,14 +6,21 @@ its admin API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from evroam.config import NodeConfig
+from evroam.ocpi.tariffs import Tariff
 from tests.from_outside import ADMIN_TOKEN, REPO, admin, evroam, init_home, location, serving, token
+from tests.from_outside import tariff as tariff_doc
 from tests.nodes import bind_loopback, wait_for
 
 EMSP = [("EMSP", "DE", "EMS")]
@@ -173,3 +180,49 @@ def test_a_hooks_module_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, com
         f.write('hooks = "no_setup.py"\n')
     done = evroam(command, "--home", str(home), cwd=tmp_path)
     assert (done.returncode, done.stderr.strip()) == (2, f"hooks file '{home / 'no_setup.py'}' not found")
+
+
+RECORDER = '''
+import os
+from pathlib import Path
+
+from evroam.server.hooks import Received
+
+
+def setup(node):
+    @node.on(Received.TARIFF)
+    async def got(tariff, party):
+        with Path(os.environ["RECEIVED_LOG"]).open("a") as f:
+            f.write(f"{os.getpid()} {party.name} {tariff.id}\\n")
+'''
+
+
+async def test_worker_hooks_hear_what_its_scheduled_pulls_bring(cluster, tmp_path):
+    """Received hooks fire where the object arrives: a push in `serve`, a
+    scheduled pull in `worker` (run_workers = false), so the worker loads them too."""
+    cpo = await cluster.node("cpo", [("CPO", "NL", "CPO")])
+    await cpo.publish("tariffs", Tariff.from_wire(tariff_doc()))  # before registering: nothing is pushed
+    home = tmp_path / "emsp"
+    url = init_home(home, "EMSP", "DE", "EMS", await cluster.dbs.new("emsp"))
+    (home / "recorder.py").write_text(RECORDER)
+    cfg = NodeConfig.load(home)
+    cfg.run_workers, cfg.pull_initial_delay_s, cfg.hooks = False, 0.1, "recorder.py"
+    cfg.save()
+    log_file = tmp_path / "received.log"
+    env = {"RECEIVED_LOG": str(log_file)}
+    async with serving(home, url, env=env) as server:
+        token_a, versions_url = await cpo.handshake.invite("emsp")
+        done = await asyncio.to_thread(evroam, "partners", "register", "--home", str(home), "--versions-url",
+                                       versions_url, "--token", token_a, "--name", "cpo")
+        assert done.returncode == 0, done.stderr
+        worker = subprocess.Popen([sys.executable, "-m", "evroam", "worker", "--home", str(home)],
+                                  env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await wait_for(lambda: log_file.is_file() and log_file.read_text(), timeout=30,
+                           what="the worker's Received.TARIFF hook")
+            (line,) = log_file.read_text().splitlines()
+            assert line == f"{worker.pid} cpo T1"
+            assert server.pid != worker.pid
+        finally:
+            worker.terminate()
+            await asyncio.to_thread(worker.wait, 30)
