@@ -40,7 +40,7 @@ import structlog
 
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.common import DisplayText
-from evroam.ocpi.locations import Location
+from evroam.ocpi.locations import Location, Status
 from evroam.server.asyncrequests import ResultHandle
 from evroam.sync import sessions
 
@@ -153,7 +153,7 @@ def _pick_connector(location: Location | None, evse_uid: str | None,
                     connector_id: str | None) -> tuple[str, str] | None:
     """The connector asked for, or, as a charge point would, the first one."""
     for evse in (location.evses if location else None) or ():
-        if evse_uid is not None and evse.uid.upper() != evse_uid.upper():
+        if evse.status == Status.REMOVED or (evse_uid is not None and evse.uid.upper() != evse_uid.upper()):
             continue
         for c in evse.connectors:
             if connector_id is None or c.id.upper() == connector_id.upper():
