@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from evroam.cli_common import Home, console, err, run
+from evroam.cli_common import Home, HooksOption, console, err, install_hooks, run
 from evroam.cli_common import with_node as _with_node
 from evroam.cli_common import load_config as _load
 from evroam.config import NodeConfig, RoleConfig
@@ -88,6 +88,7 @@ def serve(
     home: Home,
     host: Annotated[Optional[str], typer.Option("--host", envvar="EVROAM_HOST", help="Address to bind (default from config).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", envvar="EVROAM_PORT", help="Port to bind (default from config).")] = None,
+    hooks: HooksOption = None,
 ) -> None:
     """Serve the node's OCPI endpoints over HTTP until interrupted."""
     from evroam.logs import configure
@@ -100,6 +101,7 @@ def serve(
     if port:
         cfg.port = port
     node = Node(cfg)
+    install_hooks(node, hooks)
     err.print(f"evroam serving {cfg.versions_url} on {cfg.host}:{cfg.port}")
     try:
         _run(node.serve_forever())

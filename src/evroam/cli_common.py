@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -42,6 +42,23 @@ def load_config(home: Path) -> NodeConfig:
     except FileNotFoundError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+def install_hooks(node: Node, spec: str | None) -> None:
+    """`--hooks` (or `hooks` in evroam.toml) for serve and worker: one line
+    and exit 2 when the module cannot be used."""
+    from evroam.server.hooks import HookLoadError
+
+    try:
+        node.install_hooks(spec)
+    except HookLoadError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+HooksOption = Annotated[Optional[str], typer.Option(
+    "--hooks", help="A module whose setup(node) registers business hooks: a dotted name importable from the "
+                    "current directory, or a .py file (default: `hooks` in evroam.toml).")]
 
 
 async def with_node(home: Path, fn: Callable[[Node], Awaitable[Any]]) -> Any:

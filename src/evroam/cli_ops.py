@@ -25,10 +25,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evroam.cli_common import Home, console, err, run
+from evroam.cli_common import Home, HooksOption, console, err, install_hooks, run
 from evroam.cli_common import load_config as _load
 from evroam.cli_common import with_node as _with_node
-from evroam.config import NodeConfig
 
 if TYPE_CHECKING:
     from evroam.node import Node
@@ -239,10 +238,7 @@ async def run_worker(node: Node, stop: asyncio.Event) -> None:
         log.info("worker.stopped", node=node.config.name, delivered=node.delivery.delivered if node.delivery else 0)
 
 
-async def _worker_main(cfg: NodeConfig) -> None:
-    from evroam.node import Node
-
-    node = Node(cfg)
+async def _worker_main(node: Node) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -254,15 +250,19 @@ async def _worker_main(cfg: NodeConfig) -> None:
         await node.stop()
 
 
-def worker(home: Home) -> None:
+def worker(home: Home, hooks: HooksOption = None) -> None:
     """Deliver pushes, run scheduled pulls and watch sync lag, without serving HTTP.
 
     Runs until interrupted. Run it beside `serve` with run_workers = false in
-    evroam.toml; on PostgreSQL, as many as needed."""
+    evroam.toml; on PostgreSQL, as many as needed. Hooks that fire here: the
+    Received ones, for objects that scheduled pulls bring in."""
     from evroam.logs import configure
+    from evroam.node import Node
 
     configure()
     cfg = _load(home)
+    node = Node(cfg)
+    install_hooks(node, hooks)
     err.print(f"evroam worker for {cfg.name} ({cfg.db_url.split('://', 1)[0]})")
     with contextlib.suppress(KeyboardInterrupt):
-        run(_worker_main(cfg))
+        run(_worker_main(node))

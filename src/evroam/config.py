@@ -67,6 +67,9 @@ class NodeConfig:
     lag_check_s: float = 5.0
     # GET /metrics (Prometheus text format, unauthenticated): opt in.
     metrics: bool = False
+    # A module whose setup(node) registers business hooks (server/hooks.py
+    # load_setup), loaded by `serve` and `worker`. A .py path is relative to home.
+    hooks: str | None = None
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -104,6 +107,8 @@ class NodeConfig:
         }
         if self.db:
             doc["db"] = self.db
+        if self.hooks:
+            doc["hooks"] = self.hooks
         path = self.home / CONFIG_FILE
         path.write_text(tomli_w.dumps(doc))
         return path
@@ -139,5 +144,6 @@ class NodeConfig:
             lag_alert_s=float(doc.get("lag_alert_s", 60.0)),
             lag_check_s=float(doc.get("lag_check_s", 5.0)),
             metrics=bool(doc.get("metrics", False)),
+            hooks=doc.get("hooks") or None,
         )
         return cfg

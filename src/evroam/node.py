@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 from typing import Any
 
+import aiohttp
 import structlog
 import uvicorn
 from fastapi import FastAPI
@@ -17,7 +19,7 @@ from evroam.background import Background, every
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
-from evroam.server.hooks import Hooks
+from evroam.server.hooks import HookLoadError, Hooks, load_setup
 from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.modules import OBJECT_MODULES, ObjectModule
 from evroam.parties.handshake import Handshake
@@ -85,6 +87,36 @@ class Node:
     def on(self, event: Any):  # noqa: ANN201
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
         return self.hooks.on(event)
+
+    def install_hooks(self, spec: str | None = None) -> bool:
+        """Load a hooks module and call its setup(node): `spec` from the
+        command line (a .py path relative to the current directory), else the
+        config's `hooks` (relative to the home folder). Raises HookLoadError;
+        False when there is none."""
+        base = None if spec else self.config.home
+        spec = spec or self.config.hooks
+        if not spec:
+            return False
+        setup = load_setup(spec, base=base)
+        try:
+            result = setup(self)
+        except Exception as exc:
+            raise HookLoadError(f"setup() of hooks module {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+        if inspect.isawaitable(result):
+            # Called before the event loop runs: async work belongs in the hooks.
+            with contextlib.suppress(AttributeError):
+                result.close()  # type: ignore[union-attr]
+            raise HookLoadError(f"setup() of hooks module {spec!r} must be a plain function, not async")
+        log.info("hooks.installed", module=spec, hooks=self.hooks.names())
+        return True
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The node's one outbound HTTP session (after start()), for hooks
+        that call the operator's own systems."""
+        if self._session is None:
+            raise RuntimeError("start() the node first")
+        return self._session
 
     # --- life cycle ----------------------------------------------------------------
 

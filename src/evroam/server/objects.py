@@ -65,8 +65,10 @@ async def sender_list(request: Request, module: ObjectModule, *, ref_keys: set[s
     await authenticate_registered(request)
     page = page_request(request, date_from_required=date_from_required)
     async with ctx_of(request).engine.connect() as conn:
+        # Our stale objects are deleted ones (tombstones): gone for partners.
         docs, total = await repo.page(conn, module.id, OURS, offset=page.offset, limit=page.limit,
-                                      date_from=page.date_from, date_to=page.date_to, ref_keys=ref_keys)
+                                      date_from=page.date_from, date_to=page.date_to, ref_keys=ref_keys,
+                                      include_stale=False)
     return paged_response(request, page, total, repo.splice(docs))
 
 

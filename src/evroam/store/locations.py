@@ -6,12 +6,17 @@ last_updated rule, and the per-Location lock."""
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import Hashable
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from evroam.ocpi.locations import EVSE, Location
 from evroam.ocpi.types import ci_key, parse_datetime
+from evroam.store.tables import OURS, objects
 
 
 class UnknownLocationObject(LookupError):
@@ -92,3 +97,22 @@ def find_connector(evse: dict[str, Any], connector_id: str) -> dict[str, Any]:
     if j is None:
         raise UnknownLocationObject(f"unknown connector {connector_id!r} in EVSE {evse['uid']!r}")
     return evse["connectors"][j]
+
+
+async def tariff_users(conn: AsyncConnection, country_code: str, party_id: str, tariff_id: str) -> list[str]:
+    """The connectors of our Locations (under this country_code/party_id)
+    whose tariff_ids list the tariff, as "location/evse/connector"."""
+    key = ci_key(tariff_id)
+    rows = (await conn.execute(sa.select(objects.c.data).where(
+        objects.c.module == "locations", objects.c.owner_id == OURS, objects.c.stale.is_(False),
+        objects.c.cc_key == ci_key(country_code), objects.c.pid_key == ci_key(party_id),
+        # A cheap filter first; the documents that pass are read properly.
+        sa.func.upper(objects.c.data).contains(f'"{key}"', autoescape=True)))).scalars()
+    users = []
+    for data in rows:
+        doc = json.loads(data)
+        for evse in doc.get("evses") or ():
+            for c in evse.get("connectors") or ():
+                if any(ci_key(t) == key for t in c.get("tariff_ids") or ()):
+                    users.append(f"{doc['id']}/{evse['uid']}/{c['id']}")
+    return users

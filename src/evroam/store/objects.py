@@ -130,6 +130,20 @@ async def find_any_owner(conn: AsyncConnection, module: str, object_id: str, own
     return _stored(row) if row else None
 
 
+async def find_ours(conn: AsyncConnection, module: str, object_id: str, type_: str = "",
+                    country_code: str | None = None, party_id: str | None = None) -> list[Stored]:
+    """Our live (not deleted) objects with this id, under any of our roles
+    unless country_code/party_id say which; at most two (more is ambiguous)."""
+    conds = [objects.c.module == module, objects.c.owner_id == OURS, objects.c.oid_key == ci_key(object_id),
+             objects.c.type_key == type_, objects.c.stale.is_(False)]
+    if country_code:
+        conds.append(objects.c.cc_key == ci_key(country_code))
+    if party_id:
+        conds.append(objects.c.pid_key == ci_key(party_id))
+    rows = (await conn.execute(sa.select(*_COLS).where(*conds).order_by(objects.c.id).limit(2))).all()
+    return [_stored(r) for r in rows]
+
+
 async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
                  ref_key: str | None = None, status: str | None = None, note: str | None = None) -> tuple[int, bool]:
     """Insert or replace; returns (pk, created). Clears `stale`."""

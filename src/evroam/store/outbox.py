@@ -4,6 +4,11 @@ Coalescing: one PENDING row per (partner, object). A later change bumps its
 `seq` and, if it needs more than the pending PATCH, upgrades it to PUT. The
 worker reads the object's state at send time and removes the row only if `seq`
 did not move meanwhile, so the newest state is always delivered last.
+
+A deletion (Tariffs) keeps the object's row as a tombstone (`stale` on one of
+ours) and queues DELETE: it replaces any pending PUT or PATCH of the object, a
+later PUT (the object published again) replaces it, and a PUT already in
+flight when the deletion comes is followed by the DELETE, never taken for it.
 """
 
 from __future__ import annotations
@@ -63,8 +68,9 @@ async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: 
         seq=1, status=PENDING, attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
     )
     ex = ins.excluded
-    # Coalesce: a PATCH folds into a pending PATCH of the same sub-object;
-    # anything else becomes a PUT of the whole (latest) object.
+    # Coalesce: a PATCH folds into a pending PATCH of the same sub-object; a
+    # DELETE replaces whatever was pending; anything else becomes a PUT of the
+    # whole (latest) object.
     same_patch = sa.and_(outbox.c.method == "PATCH", ex.method == "PATCH",
                          sa.func.coalesce(outbox.c.sub_path, "") == sa.func.coalesce(ex.sub_path, ""))
     # A Session PATCH's charging_periods are *appended* by the receiver
@@ -84,7 +90,8 @@ async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: 
         index_where=sa.text("status = 'PENDING'"),
         set_={
             "seq": outbox.c.seq + 1,
-            "method": sa.case((same_patch, "PATCH"), (outbox.c.method == "POST", "POST"), else_="PUT"),
+            "method": sa.case((ex.method == "DELETE", "DELETE"), (same_patch, "PATCH"),
+                              (outbox.c.method == "POST", "POST"), else_="PUT"),
             "patch": sa.case((same_patch, merged_patch), else_=sa.null()),
             "sub_path": sa.case((same_patch, ex.sub_path), else_=sa.null()),
             "next_attempt_at": sa.func.least(outbox.c.next_attempt_at, ex.next_attempt_at)
@@ -150,7 +157,8 @@ async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) 
     `sent`: the whole document the partner now holds (a PUT or POST reads
     the object when it is sent, so it may already carry a change queued
     after the claim). If the object is still exactly that, the newer row is
-    delivered too and is removed rather than sent a second time.
+    delivered too and is removed rather than sent a second time; unless the
+    object was deleted meanwhile (its data unchanged): that DELETE is still due.
     """
     result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == d.seq))
     if result.rowcount:
@@ -159,7 +167,7 @@ async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) 
         # One statement, so the row's seq and the object are read together.
         seq = (await conn.execute(
             sa.select(outbox.c.seq).select_from(outbox.join(objects, objects.c.id == outbox.c.object_pk))
-            .where(outbox.c.id == d.id, objects.c.data == sent))).scalar()
+            .where(outbox.c.id == d.id, objects.c.data == sent, objects.c.stale.is_(False)))).scalar()
         if seq is not None:
             result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == seq))
             if result.rowcount:

@@ -116,6 +116,7 @@ objects = sa.Table(
     # "CCPID" upper-cased, so a Sender shows each partner only its own.
     sa.Column("ref_key", sa.String(5)),
     # Set when a full pull no longer returns it: kept, but no longer valid.
+    # On one of ours: deleted (a tombstone, so the deletion can be delivered).
     sa.Column("stale", sa.Boolean, nullable=False, default=False),
     # Free-form state of our own about the object (e.g. CDR ACCEPTED/DISPUTED).
     sa.Column("status", sa.String(24)),
@@ -134,7 +135,7 @@ outbox = sa.Table(
     sa.Column("party_id", sa.Integer, sa.ForeignKey("parties.id", ondelete="CASCADE"), nullable=False),
     sa.Column("module", sa.String(24), nullable=False),
     sa.Column("object_pk", sa.Integer, sa.ForeignKey("objects.id", ondelete="CASCADE"), nullable=False),
-    # PUT, PATCH (small changes: only `patch` is sent) or POST (CDRs).
+    # PUT, PATCH (small changes: only `patch` is sent), POST (CDRs) or DELETE.
     sa.Column("method", sa.String(6), nullable=False),
     sa.Column("patch", Json),
     sa.Column("sub_path", sa.String(80)),  # e.g. an EVSE uid for an EVSE status PATCH

@@ -123,7 +123,7 @@ class DeliveryWorker:
                 return Outcome("partner not registered", d.unsure)
             if stored is None:
                 return Outcome("object vanished", d.unsure)
-            request = self._request(d, party, stored.data)
+            request = self._request(d, party, stored.data, deleted=stored.stale)
             if isinstance(request, str):
                 return Outcome(request, d.unsure)
             if d.unsure:
@@ -139,7 +139,10 @@ class DeliveryWorker:
             log.exception("delivery.crashed", delivery=d.id)
             return Outcome(f"{type(exc).__name__}: {exc}", True)
 
-    def _request(self, d: Delivery, party: party_repo.Party, data: str) -> Request | str:
+    def _request(self, d: Delivery, party: party_repo.Party, data: str, *, deleted: bool = False) -> Request | str:
+        """What to send for `d`, from the object's state now: a deleted one
+        (a tombstone) is DELETEd whatever was queued, and one published again
+        after a queued DELETE is PUT whole."""
         base = party.endpoint_url(d.module, "RECEIVER")
         if not base:
             return f"partner has no {d.module} receiver endpoint"
@@ -152,8 +155,10 @@ class DeliveryWorker:
         whole = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
         url = join_url(whole, d.sub_path) if d.sub_path else whole
         params = {"type": doc["type"]} if d.module == "tokens" else None
-        if d.method == "PUT":
-            return Request("PUT", url, data.encode(), params, routing, whole, data, doc.get("last_updated"))
+        if deleted:
+            return Request("DELETE", whole, b"", params, routing, whole, data, None)
+        if d.method in ("PUT", "DELETE"):
+            return Request("PUT", whole, data.encode(), params, routing, whole, data, doc.get("last_updated"))
         return Request("PATCH", url, json.dumps(d.patch).encode(), params, routing, whole, data,
                        (d.patch or {}).get("last_updated"))
 
@@ -174,8 +179,15 @@ class DeliveryWorker:
         a working GET), we send again: a repeat is safer than a loss, and a
         spec-conforming receiver treats it as a no-op.
 
+        A DELETE has arrived when the partner no longer has the object (404).
+
         None: the partner could not be asked (try again later).
         """
+        if req.method == "DELETE":
+            try:
+                return (await self._call(party, req, "GET", req.url)).http_status == 404
+            except PartnerError:
+                return None
         if req.method == "POST" or not req.version:
             return False
         try:
@@ -193,9 +205,11 @@ class DeliveryWorker:
             return False
 
     async def _send(self, party: party_repo.Party, req: Request) -> Outcome:
-        whole = req.method != "PATCH"
+        whole = req.method in ("PUT", "POST")
         try:
-            result = await self._call(party, req, req.method, req.url, req.content)
+            result = await self._call(party, req, req.method, req.url, req.content or None)
+            if req.method == "DELETE" and result.http_status == 404:
+                return Outcome(None)  # the partner lacks it: what a DELETE is for
             if req.method == "PATCH" and result.http_status == 404:
                 # The partner lacks the object (it registered later, or lost
                 # it): A6.3's remedy is a PUT of the whole, latest object.

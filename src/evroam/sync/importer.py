@@ -61,7 +61,7 @@ def check_own(obj: OcpiModel, module: ObjectModule, keys: set[tuple[str, str]]) 
 
 def change_kind(module: ObjectModule, obj: OcpiModel, data: str, stored: Stored | None) -> str:
     """CREATED, UPDATED or UNCHANGED; raises Refused for an unpublishable change."""
-    if stored is None:
+    if stored is None or stored.stale:  # stale: one we deleted, published again
         return CREATED
     if stored.data == data:
         return UNCHANGED

@@ -44,6 +44,21 @@ async def publish(conn: AsyncConnection, module: ObjectModule, obj: OcpiModel, *
     return pk, created
 
 
+async def unpublish(conn: AsyncConnection, module: ObjectModule, key: objects.ObjectKey) -> bool:
+    """Delete one of our objects (Tariffs: the only module whose Receiver has
+    DELETE) and queue the DELETE for every partner receiving the module. The
+    row stays as a tombstone (store/outbox.py); publishing the object again
+    revives it. False when there is nothing (left) to delete."""
+    stored = await objects.get(conn, key, for_update=True)
+    if stored is None or stored.stale:
+        return False
+    await objects.mark_stale(conn, [stored.pk])
+    for party in await party_repo.list_all(conn):
+        if wants(party, module.id, None):
+            await outbox.enqueue(conn, party.id, module.id, stored.pk, "DELETE")
+    return True
+
+
 async def publish_many(conn: AsyncConnection, module: ObjectModule, objs: Sequence[OcpiModel], *,
                        receivers: list[Party] | None = None) -> list[objects.Upserted]:
     """`publish()` for many objects at once (bulk import): the same rows in the

@@ -263,7 +263,7 @@ async def connector_tariffs(node: Node, location: Location, evse_uid: str, conne
     async with node.engine.connect() as conn:
         for tid in ids:
             stored = await repo.get(conn, ObjectKey("tariffs", OURS, location.country_code, location.party_id, tid))
-            if stored is not None:
+            if stored is not None and not stored.stale:  # stale: we deleted it
                 out.append(Tariff.from_wire(stored.data))
     return out
 
