@@ -29,7 +29,7 @@ REQUIREMENTS = ("extrawest-ocpi==2025.7.16", "uvicorn==0.55.0")
 VENV = Path(os.environ.get("EVROAM_INTEROP_VENV", REPO / ".interop-venv"))
 MARKER = VENV / ".evroam-interop"
 PARTNER_DIR = Path(__file__).resolve().parent / "partner"
-BUILD_TIMEOUT_S = 600
+BUILD_TIMEOUT_S = 240  # per step; the tests' own timeout is 300 s
 START_TIMEOUT_S = 30
 
 _failure: str | None = None
@@ -46,7 +46,8 @@ def _built() -> bool:
 def _run(*cmd: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
     if proc.returncode != 0:
-        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        tail = " | ".join([line for line in lines if line.startswith("ERROR")][-2:] or lines[-3:])
         raise RuntimeError(f"`{' '.join(cmd[:4])} …` exited {proc.returncode}: {tail}")
 
 

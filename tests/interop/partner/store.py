@@ -53,7 +53,7 @@ def key_of(module: str, data: dict | None = None, id: Any = None, token_type: An
     """CiString keys: the library lower-cases ids in paths and bodies alike."""
     if module == ModuleID.tokens.value:
         uid = data["uid"] if data is not None else id
-        kind = data["type"] if data is not None else token_type
+        kind = data["type"] if data is not None else (token_type or "RFID")  # the library's default
         return f"{str(uid).lower()}|{getattr(kind, 'value', kind)}"
     return str(data["id"] if data is not None else id).lower()
 
