@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 REQUIREMENTS = ("extrawest-ocpi==2025.7.16", "uvicorn==0.55.0")
 VENV = Path(os.environ.get("EVROAM_INTEROP_VENV", REPO / ".interop-venv"))

@@ -16,8 +16,8 @@ from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import calllog
 from evroam.sync import locations as our_locations
 from evroam.sync import sessions as ops
-from tests.interop.wire import (EVROAM_CPO, PARTNER_EMSP, cdr_token, count_received, delivered, location,
-                                outbox_rows, partner_registers, period, received, tariff, token)
+from tests.interop.wire import (EVROAM_CPO, PARTNER_EMSP, cdr_token, delivered, location, partner_registers, period,
+                                received, tariff, token)
 from tests.nodes import wait_for
 
 pytestmark = pytest.mark.timeout(300)  # the first test may build the interop venv
