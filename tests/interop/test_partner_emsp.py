@@ -174,8 +174,24 @@ async def test_authorize_an_unknown_token(tokens):
     node, p, party = tokens
     d = await node.authorize("NOBODY", "RFID")
     assert (d.allowed, d.source, d.info) == (False, "realtime", None)
-    assert d.reason.startswith("unknown token (asked 1 partner(s) in real time)")
+    assert d.reason == "unknown token (asked 1 partner(s) in real time)"
     assert (await p.state())["authorize_calls"] == []
+
+
+async def test_authorize_a_cached_token_the_partner_no_longer_knows(pair):
+    """mod_tokens: "When the eMSP does not know the Token, the eMSP SHALL
+    respond with an HTTP status code: 404". The partner does, with a body
+    that is no OCPI envelope; that is still the eMSP saying "unknown", not
+    silence, so ALLOWED_OFFLINE must not fall back to the cached copy."""
+    node, p, party = pair
+    await p.seed("tokens", [token(CC, PID, "OFF-1", whitelist="ALLOWED_OFFLINE")])
+    assert (await node.pull(party.name, "tokens", full=True)).stored == 1
+    await p.control("DELETE", "objects/tokens/off-1|RFID")  # the eMSP withdrew it
+    d = await node.authorize("OFF-1", "RFID")
+    assert (d.allowed, d.source, d.info) == (False, "realtime", None)
+    assert d.reason == "the eMSP no longer knows this token (404/2004)"
+    [ask] = await outbound(node, "POST", "/authorize")
+    assert ask["http_status"] == 404 and ask["ocpi_status"] is None
 
 
 async def test_authorize_sends_type_the_partner_reads_token_type(pair):

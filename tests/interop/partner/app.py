@@ -140,6 +140,11 @@ def build(role: str, country: str, party: str, port: int):  # noqa: ANN201
             STATE.objects[module][key_of(module, data)] = data
         return {"count": len(STATE.objects[module])}
 
+    @control.delete("/objects/{module}/{key}")
+    async def forget(module: str, key: str) -> dict:
+        STATE.objects[module].pop(key, None)
+        return {"count": len(STATE.objects[module])}
+
     @control.post("/push/{module}/{object_id}")
     async def push(module: str, object_id: str) -> dict:
         token, peer = only_peer()
