@@ -65,6 +65,26 @@ async def test_pull_of_sessions(pair):
                                       "dimensions": [{"type": "ENERGY", "volume": 1.5}]}]
 
 
+async def test_delta_pull_after_a_full_pull(pair):
+    """The date_from evroam sends (its last pull's start, with fractions and Z)
+    is one the partner's filter reads: only what changed since comes back."""
+    node, p, party = pair
+    await p.seed("tariffs", [tariff(CC, PID, "T1"), tariff(CC, PID, "T2")])
+    assert (await node.pull(party.name, "tariffs", full=True)).stored == 2
+    await p.seed("tariffs", [{**tariff(CC, PID, "T2"), "currency": "USD", "last_updated": "2099-01-01T00:00:00Z"}])
+    result = await node.pull(party.name, "tariffs")
+    assert (result.full, result.error, result.stored) == (False, None, 1)
+    assert (await received(node, party, "tariffs", CC, PID, "T2"))["currency"] == "USD"
+    [delta] = [r for r in await _outbound_gets(node, "/tariffs/") if "date_from=" in r["url"]]
+    assert delta["http_status"] == 200
+
+
+async def _outbound_gets(node, part: str) -> list[dict]:  # noqa: ANN001
+    await node.call_log.flush()
+    return [r for r in await calllog.recent(node.engine, limit=50)
+            if r["direction"] == "out" and r["method"] == "GET" and part in r["url"]]
+
+
 async def test_pull_of_cdrs_without_evse_uid_is_refused(pair):
     """Partner fault: its CdrLocation has no evse_uid, which 2.2.1 requires."""
     node, p, party = pair
