@@ -24,4 +24,4 @@ bench: install
 	$(BIN)/python bench/pricing.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) .interop-venv .pytest_cache .hypothesis src/*.egg-info

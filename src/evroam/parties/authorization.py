@@ -12,6 +12,8 @@ token's `whitelist` requires it:
   or NEVER.
 - ALLOWED_OFFLINE: real time. Only when no usable answer comes (unreachable,
   timeout, no envelope, HTTP 5xx or a 3xxx/4xxx code) does the cache decide.
+  An HTTP 404 is an answer, envelope or not: the spec's "the eMSP does not
+  know the Token", so the token is not allowed.
 - NEVER: real time, always; no answer means not allowed.
 The whitelist applies whatever `valid` says: a cached valid=false token with
 NEVER or ALLOWED_OFFLINE is still asked about, its state may have changed.
@@ -21,10 +23,11 @@ for a partner that is no longer registered) is asked about in real time. The
 token's uid tells nothing about its eMSP, so we ask every registered partner
 that publishes a tokens Sender endpoint, one after the other: partners with an
 EMSP role first, then the others (a Hub), each group in registration order.
-The first that knows the token (anything but 404/2004) decides; asking one at
-a time keeps an eMSP from seeing authorizations for tokens it never issued
-more than once per miss. The token a real-time answer carries goes into the
-cache, so the next authorization knows its eMSP.
+The first that knows the token (anything but HTTP 404, with or without an
+OCPI body, or 2004) decides; asking one at a time keeps an eMSP from seeing
+authorizations for tokens it never issued more than once per miss. The token
+a real-time answer carries goes into the cache, so the next authorization
+knows its eMSP.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ REALTIME = "realtime"
 OFFLINE_FALLBACK = "cache-offline-fallback"
 
 DEFAULT_TIMEOUT_S = 5.0
+
+# Partners already logged for answering "unknown token" with a bare HTTP 404 (a quirk, logged once).
+_BARE_404_LOGGED: set[int] = set()
 
 
 @dataclass(slots=True)
@@ -134,7 +140,7 @@ async def authorize(node: Any, uid: str, type: TokenType | str = TokenType.RFID,
     except _Refused as exc:
         return Decision(False, REALTIME, str(exc), token=token, party=party.name)
     if decision is None:
-        return Decision(False, REALTIME, "the eMSP no longer knows this token (2004)", token=token,
+        return Decision(False, REALTIME, "the eMSP no longer knows this token (404/2004)", token=token,
                         party=party.name)
     return decision
 
@@ -222,6 +228,14 @@ async def _ask(node: Any, client: OcpiClient, party: Party, uid: str, type_: str
     except TimeoutError:
         raise _NoAnswer(f"no answer within {timeout:g}s") from None
     except PartnerError as exc:
+        if exc.http_status == 404:
+            # "When the eMSP does not know the Token, the eMSP SHALL respond
+            # with an HTTP status code: 404" (mod_tokens): the status says it,
+            # even without an OCPI body. Not silence, so no offline fallback.
+            if party.id not in _BARE_404_LOGGED:
+                _BARE_404_LOGGED.add(party.id)
+                log.info("authorize.unknown_token_without_envelope", party=party.name, detail=exc.message[:200])
+            return None
         raise _NoAnswer(exc.message) from None
     status, http = result.status_code, result.http_status
     message = result.envelope.status_message or ""
