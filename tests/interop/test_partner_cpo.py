@@ -111,9 +111,6 @@ async def test_pull_refused_without_an_envelope(pair):
 # --- the partner's own pushes ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 1.3: the partner builds {url}{cc}/{pid}/{id}; "
-                          "without a trailing / on our endpoint URL its PUT goes to …/locationsDE/XWC/… (404)",
-                   strict=True)
 async def test_partner_pushes_a_location(pair):
     node, p, party = pair
     await p.seed("locations", [location(CC, PID, "LOC9")])
@@ -123,8 +120,6 @@ async def test_partner_pushes_a_location(pair):
     assert stored is not None and stored["evses"][0]["uid"] == "e1"
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 1.3: the partner's PUT goes to …/sessionsDE/XWC/… (404)",
-                   strict=True)
 async def test_partner_pushes_a_session(pair):
     node, p, party = pair
     await p.seed("sessions", [session(CC, PID, OUR_TOKEN, "S7")])

@@ -128,8 +128,6 @@ async def test_pull_of_tokens(pair):
     assert (t["uid"], t["whitelist"], t["valid"]) == ("rfid-2", "NEVER", True)
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 1.3: the partner's token PUT goes to …/tokensDE/XEM/… (404)",
-                   strict=True)
 async def test_partner_pushes_a_token(pair):
     node, p, party = pair
     await p.seed("tokens", [token(CC, PID, "RFID-9", whitelist="ALWAYS")])
@@ -237,8 +235,6 @@ async def test_partner_starts_a_session_and_gets_the_result(pair):
     assert (await p.state())["command_results"][reply["uid"]]["result"] == "ACCEPTED"
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 1.1: without a hook evroam answers NOT_SUPPORTED before "
-                          "looking the session up", strict=True)
 async def test_partner_stops_an_unknown_session(pair):
     node, p, party = pair
     reply = await p.control("POST", "command/STOP_SESSION", {"session_id": "NO-SUCH-SESSION"})
