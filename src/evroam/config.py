@@ -67,6 +67,10 @@ class NodeConfig:
     lag_check_s: float = 5.0
     # GET /metrics (Prometheus text format, unauthenticated): opt in.
     metrics: bool = False
+    # Logging of `serve` and `worker` (logs.py): the level, and one line per
+    # HTTP request (off by default: the call log already records OCPI calls).
+    log_level: str = "info"
+    access_log: bool = False
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -100,6 +104,8 @@ class NodeConfig:
             "lag_alert_s": self.lag_alert_s,
             "lag_check_s": self.lag_check_s,
             "metrics": self.metrics,
+            "log_level": self.log_level,
+            "access_log": self.access_log,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -139,5 +145,7 @@ class NodeConfig:
             lag_alert_s=float(doc.get("lag_alert_s", 60.0)),
             lag_check_s=float(doc.get("lag_check_s", 5.0)),
             metrics=bool(doc.get("metrics", False)),
+            log_level=str(doc.get("log_level", "info")),
+            access_log=bool(doc.get("access_log", False)),
         )
         return cfg
