@@ -62,10 +62,12 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: uvicorn re-raises a caught
-    SIGTERM once it has shut down, so the process died by the signal (exit
-    143) before the node stopped and said so. The process that owns the node
-    (the CLI) handles signals and stops the node itself."""
+    """uvicorn without its own signal handling. uvicorn swaps in its own
+    SIGINT/SIGTERM handlers while it serves and raises the signal again once
+    it has shut down, which under the default handler killed the process
+    (exit 143) before the node had stopped and said so. Whoever owns the node
+    handles signals: the CLI (cli_common.stop_on_signals) stops it cleanly,
+    and tests running nodes in-process keep their own handlers."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
