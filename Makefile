@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Options go through DEMO_ARGS, e.g. make demo DEMO_ARGS="--cpo-port 9001 --emsp-port 9002"
+DEMO_ARGS ?=
+
 demo: install
-	$(BIN)/evroam demo
+	$(BIN)/evroam demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q

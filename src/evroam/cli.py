@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from evroam.cli_common import Home, HooksOption, console, err, install_hooks, run
+from evroam.cli_common import Home, HooksOption, LogLevel, console, err, install_hooks, run, run_service, service_config, stop_on_signals
+from evroam.cli_common import log
 from evroam.cli_common import with_node as _with_node
-from evroam.cli_common import load_config as _load
 from evroam.config import NodeConfig, RoleConfig
 from evroam.ocpi.common import Role
 
@@ -55,9 +56,20 @@ def init(
     db: Annotated[Optional[str], typer.Option("--db", envvar="EVROAM_DB", help="Database URL; default: SQLite in the home folder. postgresql+asyncpg://… selects PostgreSQL.")] = None,
     host: Annotated[str, typer.Option("--host", help="Address `serve` binds to by default.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port `serve` binds to by default.")] = 8080,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the config of a home that already holds a node (its partners stay registered under the identity they know).")] = False,
 ) -> None:
-    """Write a node's configuration into its home folder and create its database."""
+    """Write a node's configuration into its home folder and create its database.
+
+    Refuses a home that already holds a node unless --force is given."""
+    from evroam.config import CONFIG_FILE
     from evroam.ocpi.types import CountryCode, PartyId  # noqa: F401
+
+    existing = home / CONFIG_FILE
+    if existing.exists() and not force:
+        # Rewriting it would change the identity partners registered with.
+        err.print(f"{existing} exists: this home already holds a node{_identity(home)}. "
+                  "Give --force to overwrite its configuration.", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
     roles = []
     seen = set()
@@ -83,30 +95,43 @@ def init(
     console.print(f"Versions URL: {cfg.versions_url}")
 
 
+def _identity(home: Path) -> str:
+    try:
+        cfg = NodeConfig.load(home)
+    except Exception:  # noqa: BLE001 - unreadable: the refusal stands without the detail
+        return ""
+    return " (" + ", ".join(f"{r.role.value} {r.country_code}/{r.party_id}" for r in cfg.roles) + ")"
+
+
 @app.command()
 def serve(
     home: Home,
     host: Annotated[Optional[str], typer.Option("--host", envvar="EVROAM_HOST", help="Address to bind (default from config).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", envvar="EVROAM_PORT", help="Port to bind (default from config).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", envvar="EVROAM_PORT", help="Port to bind (default from config; 0: any free port, logged in serve.started).")] = None,
+    log_level: LogLevel = None,
+    access_log: Annotated[Optional[bool], typer.Option("--access-log/--no-access-log", envvar="EVROAM_ACCESS_LOG", help="Log one line per HTTP request (default: access_log in evroam.toml, else off).")] = None,
     hooks: HooksOption = None,
 ) -> None:
-    """Serve the node's OCPI endpoints over HTTP until interrupted."""
-    from evroam.logs import configure
-    from evroam.node import Node
+    """Serve the node's OCPI endpoints over HTTP until SIGTERM or SIGINT.
 
-    configure()
-    cfg = _load(home)
-    if host:
-        cfg.host = host
-    if port:
-        cfg.port = port
+    Logs are JSON lines on stderr. On SIGTERM or SIGINT open requests are
+    drained, `serve.stopped` is logged and the exit status is 0."""
+    from evroam.node import Node, bind_socket
+
+    cfg = service_config(home, log_level, host=host, port=port, access_log=access_log)
     node = Node(cfg)
     install_hooks(node, hooks)
-    err.print(f"evroam serving {cfg.versions_url} on {cfg.host}:{cfg.port}")
+    # Bound before anything else starts, so a port in use is one clear line.
     try:
-        _run(node.serve_forever())
-    except KeyboardInterrupt:
-        pass
+        sock = bind_socket(cfg.host, cfg.port)
+    except OSError as exc:
+        log.error("serve.bind_failed", host=cfg.host, port=cfg.port, error=exc.strerror or str(exc))
+        raise typer.Exit(1) from None
+
+    async def main() -> None:
+        await node.serve_forever(sock, stop_on_signals())
+
+    run_service(main(), "serve")
 
 
 @partners_app.command("invite")
@@ -266,11 +291,14 @@ def print_calls(rows: list[dict], as_json: bool = False, title: str = "OCPI call
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    cpo_port: Annotated[int, typer.Option("--cpo-port", help="The CPO node's port on 127.0.0.1 (default 0: any free port).")] = 0,
+    emsp_port: Annotated[int, typer.Option("--emsp-port", help="The eMSP node's port on 127.0.0.1 (default 0: any free port).")] = 0,
+) -> None:
     """Run the demo: a CPO and an eMSP node register with each other on loopback."""
     from evroam.demo.run import main
 
-    raise typer.Exit(main())
+    raise typer.Exit(main(cpo_port, emsp_port))
 
 
 # Command groups that live beside the code they drive.

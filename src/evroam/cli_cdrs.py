@@ -12,11 +12,10 @@ from typing import Annotated, Any, Optional
 
 import sqlalchemy as sa
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evroam.cli_common import Home, run
+from evroam.cli_common import Home, console, err, run
 from evroam.store.tables import OURS, objects, parties
 
 
@@ -75,7 +74,7 @@ def register(app: typer.Typer) -> None:
         try:
             config = NodeConfig.load(home)
         except FileNotFoundError as exc:
-            Console(stderr=True).print(f"[red]{exc}[/red]")
+            err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
 
         async def go() -> tuple[list[dict], int]:
@@ -104,4 +103,4 @@ def register(app: typer.Typer) -> None:
                           + (" (credit)" if r["credit"] else ""), r["start_date_time"], r["end_date_time"],
                           str(r["total_energy"]), escape(_money(r["total_cost"], r["currency"])),
                           f"[{style}]{verdict}[/{style}]" if style else escape(verdict), escape(r["reason"] or ""))
-        Console().print(table)
+        console.print(table)

@@ -13,9 +13,7 @@ Names and flags here are a contract used from outside: keep them stable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -25,8 +23,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evroam.cli_common import Home, HooksOption, console, err, install_hooks, run
-from evroam.cli_common import load_config as _load
+from evroam.cli_common import Home, HooksOption, LogLevel, console, err, install_hooks, run, run_service, service_config, stop_on_signals
 from evroam.cli_common import with_node as _with_node
 
 if TYPE_CHECKING:
@@ -239,30 +236,22 @@ async def run_worker(node: Node, stop: asyncio.Event) -> None:
 
 
 async def _worker_main(node: Node) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await run_worker(node, stop)
     finally:
         await node.stop()
 
 
-def worker(home: Home, hooks: HooksOption = None) -> None:
+def worker(home: Home, hooks: HooksOption = None, log_level: LogLevel = None) -> None:
     """Deliver pushes, run scheduled pulls and watch sync lag, without serving HTTP.
 
-    Runs until interrupted. Run it beside `serve` with run_workers = false in
+    Runs until SIGTERM or SIGINT (then stops cleanly, exit 0). Logs are JSON
+    lines on stderr. Run it beside `serve` with run_workers = false in
     evroam.toml; on PostgreSQL, as many as needed. Hooks that fire here: the
     Received ones, for objects that scheduled pulls bring in."""
-    from evroam.logs import configure
     from evroam.node import Node
 
-    configure()
-    cfg = _load(home)
-    node = Node(cfg)
+    node = Node(service_config(home, log_level))
     install_hooks(node, hooks)
-    err.print(f"evroam worker for {cfg.name} ({cfg.db_url.split('://', 1)[0]})")
-    with contextlib.suppress(KeyboardInterrupt):
-        run(_worker_main(node))
+    run_service(_worker_main(node), "worker")

@@ -106,13 +106,11 @@ def _money(m: Any) -> str:
 
 def _render(result: PricingResult, tz: str, tz_source: str, report: CheckReport | None) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        # Piped or captured: no terminal width to respect.
-        console = Console(highlight=False, width=120)
+    from evroam.cli_common import make_console
+
+    console = make_console(highlight=False)
     console.print(f"Time zone: {tz} ({tz_source})")
     console.print(f"Tariffs: {', '.join(t.id for t in result.tariffs) or 'none'}    currency: {result.currency}")
     local = zone(tz)

@@ -70,6 +70,10 @@ class NodeConfig:
     # A module whose setup(node) registers business hooks (server/hooks.py
     # load_setup), loaded by `serve` and `worker`. A .py path is relative to home.
     hooks: str | None = None
+    # Logging of `serve` and `worker` (logs.py): the level, and one line per
+    # HTTP request (off by default: the call log already records OCPI calls).
+    log_level: str = "info"
+    access_log: bool = False
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -103,6 +107,8 @@ class NodeConfig:
             "lag_alert_s": self.lag_alert_s,
             "lag_check_s": self.lag_check_s,
             "metrics": self.metrics,
+            "log_level": self.log_level,
+            "access_log": self.access_log,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -145,5 +151,7 @@ class NodeConfig:
             lag_check_s=float(doc.get("lag_check_s", 5.0)),
             metrics=bool(doc.get("metrics", False)),
             hooks=doc.get("hooks") or None,
+            log_level=str(doc.get("log_level", "info")),
+            access_log=bool(doc.get("access_log", False)),
         )
         return cfg

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import inspect
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from evroam.background import Background, every
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
+from evroam.logs import parse_level
 from evroam.server.hooks import HookLoadError, Hooks, load_setup
 from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.modules import OBJECT_MODULES, ObjectModule
@@ -59,6 +61,19 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling. uvicorn swaps in its own
+    SIGINT/SIGTERM handlers while it serves and raises the signal again once
+    it has shut down, which under the default handler killed the process
+    (exit 143) before the node had stopped and said so. Whoever owns the node
+    handles signals: the CLI (cli_common.stop_on_signals) stops it cleanly,
+    and tests running nodes in-process keep their own handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Node:
@@ -174,7 +189,7 @@ class Node:
                                 credentials=self.handshake, page_limit=self.config.page_limit, hooks=self.hooks,
                                 roles=[(r.role, r.country_code.upper(), r.party_id.upper())
                                        for r in self.config.roles])
-            self._app = create_app(ctx, self.call_log)
+            self._app = create_app(ctx, self.call_log, access_log=self.config.access_log)
             self._app.state.callbacks = self.callbacks
             from evroam.admin.app import mount_admin
 
@@ -186,9 +201,12 @@ class Node:
     async def serve_in_background(self, sock: socket.socket | None = None) -> None:
         """Serve HTTP inside the running loop; returns once the socket accepts."""
         await self.start()
-        config = uvicorn.Config(self.app, host=self.config.host, port=self.config.port, log_level="warning",
-                                lifespan="off", access_log=False, timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
+        # log_config=None: uvicorn's lines go through our JSON formatter (logs.py)
+        # instead of its own handlers; our access log replaces uvicorn's.
+        config = uvicorn.Config(self.app, host=self.config.host, port=self.config.port,
+                                log_level=parse_level(self.config.log_level), log_config=None, lifespan="off",
+                                access_log=False, timeout_graceful_shutdown=5)
+        self._server = _Server(config)
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
@@ -201,13 +219,23 @@ class Node:
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
 
-    async def serve_forever(self) -> None:
-        await self.serve_in_background()
-        assert self._serve_task is not None
+    async def serve_forever(self, sock: socket.socket | None = None, stop: asyncio.Event | None = None) -> None:
+        """What `evroam serve` runs: serve until `stop` is set (or the server
+        ends), then drain open requests, stop, and say so."""
+        stopping = asyncio.ensure_future((stop or asyncio.Event()).wait())
         try:
-            await self._serve_task
+            await self.serve_in_background(sock)
+            assert self._serve_task is not None and self._server is not None
+            host, port = self._server.servers[0].sockets[0].getsockname()[:2]  # the real port when 0 was asked
+            log.info("serve.started", node=self.config.name, versions_url=self.config.versions_url, host=host,
+                     port=port, workers=self.config.run_workers)
+            await asyncio.wait({self._serve_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if self._serve_task.done():
+                self._serve_task.result()  # a server that ended by itself: say why
         finally:
-            await self.stop()
+            stopping.cancel()
+            await self.stop()  # also after a failed start: nothing left open behind the error
+        log.info("serve.stopped", node=self.config.name)
 
     # --- our own objects and sync ----------------------------------------------------------
 

@@ -156,6 +156,15 @@ BROKEN = {
 }
 
 
+def load_failure(stderr: str) -> str:
+    """The one JSON line a process prints when its hooks cannot be used: its error."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0])
+    assert (line["level"], line["event"]) == ("error", "hooks.load_failed"), line
+    return line["error"]
+
+
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_hooks_module_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, command):
     home = tmp_path / "node"
@@ -174,12 +183,12 @@ def test_a_hooks_module_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, com
         cases = {k: cases[k] for k in ("raises",)}
     for spec, message in cases.items():
         done = evroam(command, "--home", str(home), "--hooks", spec, cwd=tmp_path)
-        assert (done.returncode, done.stderr.strip(), done.stdout) == (2, message, ""), spec
+        assert (done.returncode, load_failure(done.stderr), done.stdout) == (2, message, ""), spec
     # From evroam.toml, a path is relative to the home folder.
     with (home / "evroam.toml").open("a") as f:
         f.write('hooks = "no_setup.py"\n')
     done = evroam(command, "--home", str(home), cwd=tmp_path)
-    assert (done.returncode, done.stderr.strip()) == (2, f"hooks file '{home / 'no_setup.py'}' not found")
+    assert (done.returncode, load_failure(done.stderr)) == (2, f"hooks file '{home / 'no_setup.py'}' not found")
 
 
 RECORDER = '''

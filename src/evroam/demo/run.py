@@ -1,5 +1,5 @@
-"""The demo: a CPO node and an eMSP node on free loopback ports, in temporary
-homes, run the whole session lifecycle over real OCPI HTTP, then stop:
+"""The demo: a CPO node and an eMSP node on loopback ports (free ones unless
+given: `evroam demo --cpo-port 9001 --emsp-port 9002`), in temporary homes, run the whole session lifecycle over real OCPI HTTP, then stop:
 
 0. the CPO invites, the eMSP registers (credentials A → B → C);
 1. the CPO publishes a location and a tariff;
@@ -19,16 +19,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from evroam.cli_common import run
+from evroam.cli_common import make_console, run
 from evroam.config import NodeConfig, RoleConfig
 from evroam.logs import configure
 from evroam.node import Node, bind_socket
@@ -43,7 +43,7 @@ from evroam.store.objects import ObjectKey
 from evroam.sync import locations as cpo_locations
 from evroam.sync import sessions as cpo_sessions
 
-console = Console()
+console = make_console()
 T_START = time.monotonic()
 
 
@@ -91,9 +91,11 @@ def location() -> dict:
             "time_zone": "Europe/Amsterdam", "last_updated": "2026-01-01T00:00:00Z"}
 
 
-async def lifecycle(base: Path, cpo_db: str | None = None, emsp_db: str | None = None) -> int:
-    """Run the whole lifecycle; the databases default to SQLite in `base`."""
-    cpo_sock, emsp_sock = bind_socket(), bind_socket()
+async def lifecycle(base: Path, cpo_db: str | None = None, emsp_db: str | None = None, *,
+                    sockets: tuple[socket.socket, socket.socket] | None = None) -> int:
+    """Run the whole lifecycle; the databases default to SQLite in `base`,
+    the listening sockets (CPO, eMSP) to free loopback ports."""
+    cpo_sock, emsp_sock = sockets or (bind_socket(), bind_socket())
     cpo = Node(_config(base / "cpo", cpo_sock.getsockname()[1], Role.CPO, "NL", "EVR", "evroam CPO demo", cpo_db))
     emsp = Node(_config(base / "emsp", emsp_sock.getsockname()[1], Role.EMSP, "DE", "EVM", "evroam eMSP demo",
                         emsp_db))
@@ -277,10 +279,22 @@ async def _session_status(node: Node, owner: int, sid: str, status: str) -> bool
     return doc is not None and doc["status"] == status
 
 
-def main() -> int:
+def main(cpo_port: int = 0, emsp_port: int = 0) -> int:
+    """What `evroam demo` runs; a port of 0 means any free port."""
     configure(logging.WARNING)  # the timeline tells the story; info logs would drown it
+    sockets = []
+    # Both bound before anything starts, so a port in use is one line.
+    for who, port in (("CPO", cpo_port), ("eMSP", emsp_port)):
+        try:
+            sockets.append(bind_socket("127.0.0.1", port))
+        except OSError as exc:
+            console.print(f"demo: the {who} cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                          markup=False, highlight=False, soft_wrap=True)
+            for sock in sockets:
+                sock.close()
+            return 1
     with tempfile.TemporaryDirectory(prefix="evroam-demo-") as tmp:
-        return run(lifecycle(Path(tmp)))
+        return run(lifecycle(Path(tmp), sockets=(sockets[0], sockets[1])))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ from evroam.server import (
     commands,
     credentials,
     errors,
+    health,
     locations,
     sessions,
     tariffs,
     tokens,
     versions,
 )
+from evroam.server.access import AccessLogMiddleware
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
 from evroam.server.middleware import OcpiMiddleware
@@ -48,12 +50,13 @@ def interfaces_for(ctx: ServerContext) -> list[tuple[str, InterfaceRole]]:
     return wanted
 
 
-def create_app(ctx: ServerContext, call_log: CallLog | None = None) -> FastAPI:
+def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_log: bool = False) -> FastAPI:
     app = FastAPI(title="evroam", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.ctx = ctx
     app.state.engine = ctx.engine
     app.state.unknown_fields = UnknownFieldLog()
     errors.install(app)
+    app.include_router(health.router)
     app.include_router(versions.router)
     app.include_router(credentials.router)
     ctx.endpoints = []
@@ -66,4 +69,6 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None) -> FastAPI:
         app.include_router(router, prefix=path)
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
     app.add_middleware(OcpiMiddleware, call_log=call_log)
+    if access_log:  # outermost, so it times and sees everything the others do
+        app.add_middleware(AccessLogMiddleware)
     return app

@@ -22,6 +22,7 @@ async def authenticate(request: Request) -> Authenticated:
     if auth is None:
         raise unauthorized("unknown credentials token")
     request.state.party_id = auth.party.id
+    request.state.party_name = auth.party.name  # for logs: operators know partners by name
     request.state.token = decoded if auth.token_hash == repo.hash_token(decoded or "") else raw
     return auth
 

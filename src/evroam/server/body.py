@@ -27,11 +27,11 @@ class UnknownFieldLog:
         self._seen: set[tuple[int | None, str]] = set()
         self._limit = limit
 
-    def note(self, party_id: int | None, fields: set[str]) -> list[str]:
+    def note(self, party_id: int | None, fields: set[str], partner: str | None = None) -> list[str]:
         new = sorted(f for f in fields if (party_id, f) not in self._seen)
         if new and len(self._seen) < self._limit:
             self._seen.update((party_id, f) for f in new)
-            log.info("ocpi.unknown_fields_ignored", party_id=party_id, fields=new)
+            log.info("ocpi.unknown_fields_ignored", partner=partner, fields=new)
         return new
 
 
@@ -39,5 +39,6 @@ async def parse_body(request: Request, model: type[M]) -> M:
     unknown: set[str] = set()
     obj = model.from_wire(await request.body(), unknown=unknown)
     if unknown:
-        request.app.state.unknown_fields.note(getattr(request.state, "party_id", None), unknown)
+        request.app.state.unknown_fields.note(getattr(request.state, "party_id", None), unknown,
+                                              getattr(request.state, "party_name", None))
     return obj

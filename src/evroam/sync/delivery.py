@@ -77,6 +77,8 @@ class DeliveryWorker:
         self.delivered = 0
         # Unsure deliveries found already applied at the partner, so not sent again.
         self.already_held = 0
+        # Partner names for log events, learnt from the rows each attempt loads anyway.
+        self._names: dict[int, str] = {}
 
     def notify(self) -> None:
         """Something was queued in this process: look now rather than at the next poll."""
@@ -111,14 +113,16 @@ class DeliveryWorker:
             else:
                 status = await outbox.fail(conn, d, outcome.error, self.max_attempts, self.base_backoff_s,
                                            self.max_backoff_s, unsure=outcome.unsure)
-                log.warning("delivery.failed", delivery=d.id, party_id=d.party_id, attempt=d.attempts + 1,
-                            status=status, error=outcome.error, unsure=outcome.unsure)
+                log.warning("delivery.failed", delivery=d.id, partner=self._names.get(d.party_id, d.party_id),
+                            attempt=d.attempts + 1, status=status, error=outcome.error, unsure=outcome.unsure)
 
     async def _attempt(self, d: Delivery) -> Outcome:
         try:
             async with self.engine.connect() as conn:
                 party = await party_repo.get(conn, d.party_id)
                 stored = await objects.get_by_pk(conn, d.object_pk)
+            if party is not None:
+                self._names[party.id] = party.name
             if party is None or party.status != party_repo.REGISTERED or not party.token_out:
                 return Outcome("partner not registered", d.unsure)
             if stored is None:
@@ -132,7 +136,7 @@ class DeliveryWorker:
                     return Outcome("could not check the partner's copy before sending again", True)
                 if held:
                     self.already_held += 1
-                    log.info("delivery.already_held", delivery=d.id, party_id=d.party_id, url=request.url)
+                    log.info("delivery.already_held", delivery=d.id, partner=party.name, url=request.url)
                     return Outcome(None, whole=request.data if request.method == "PUT" else None)
             return await self._send(party, request)
         except Exception as exc:  # a bug here must not kill the worker
