@@ -13,14 +13,13 @@ helpers below keep their answers alike.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.status import OcpiError, StatusCode
 from evroam.server.responses import ocpi_response
 
@@ -54,11 +53,10 @@ def conflict(message: str) -> OcpiError:
 
 
 async def parse_json(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise OcpiError(StatusCode.CLIENT_ERROR, "request body is not valid JSON", http_status=400) from None
+        return load_json(await request.body())
+    except NotJson as exc:
+        raise OcpiError(StatusCode.CLIENT_ERROR, f"request body is not valid JSON: {exc}", http_status=400) from None
 
 
 async def parse_object(request: Request, model: type[M]) -> M:

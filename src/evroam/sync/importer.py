@@ -15,7 +15,6 @@ The same per-object rules serve the admin API (admin/objects.py):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.config import RoleConfig
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.common import Role
 from evroam.ocpi.modules import LOCATIONS, OBJECT_MODULES, ObjectModule
 from evroam.ocpi.types import ci_key, format_datetime
@@ -111,10 +110,10 @@ class FileReport:
 def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]]) -> tuple[list[OcpiModel], list[str]]:
     """Every object of a file, validated; or the errors, each naming file and index."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes())
     except OSError as exc:
         return [], [f"{path}: cannot read: {exc.strerror or exc}"]
-    except ValueError as exc:
+    except NotJson as exc:
         return [], [f"{path}: not valid JSON: {exc}"]
     items = doc if isinstance(doc, list) else [doc]
     objs: list[OcpiModel] = []
