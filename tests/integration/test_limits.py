@@ -113,3 +113,79 @@ def test_cli_price_rejects_deep_and_non_utf8_files(tmp_path):
             proc = _evroam(*argv)
             assert proc.returncode == 2, proc.stderr
             _one_clear_line(proc, f"{name}.json", words)
+
+
+# --- §4.7 sessions and CDRs at places we do not have -----------------------------------------
+
+
+async def _count(node, module: str) -> tuple[int, int]:  # noqa: ANN001
+    """(our stored objects, outbox rows) of a module at `node`."""
+    async with node.engine.connect() as conn:
+        stored = (await conn.execute(sa.select(sa.func.count()).select_from(objects.objects)
+                                     .where(objects.objects.c.module == module))).scalar_one()
+        queued = (await conn.execute(sa.select(sa.func.count()).select_from(outbox)
+                                     .where(outbox.c.module == module))).scalar_one()
+    return stored, queued
+
+
+def _start(**over: object) -> dict:
+    return {"location_id": "L1", "evse_uid": "E1", "connector_id": "1", "cdr_token": cdr_token(),
+            "currency": "EUR", "start_date_time": T1, **over}
+
+
+async def test_admin_refuses_a_session_at_a_place_we_do_not_have(cluster):
+    cpo, _, _, _ = await pair(cluster)
+    removed = {**evse("E2"), "status": "REMOVED"}
+    status, _ = await admin(cpo, "PUT", "/locations/L1", body=location(evses=[evse("E1"), removed]))
+    assert status == 201
+    cases = [
+        (_start(location_id="NOWHERE"), "location_id: we have no Location 'NOWHERE' under NL/CPO"),
+        (_start(evse_uid="E9"), "evse_uid: Location 'L1' has no EVSE 'E9'"),
+        (_start(evse_uid="E2"), "evse_uid: EVSE 'E2' of Location 'L1' is REMOVED"),
+        (_start(connector_id="9"), "connector_id: EVSE 'E1' of Location 'L1' has no connector '9'"),
+        # "#NA" stands for an EVSE not yet assigned only in a reservation.
+        (_start(evse_uid="#NA", connector_id="#NA"), "evse_uid: Location 'L1' has no EVSE '#NA'"),
+        (_start(evse_uid="#NA", status="RESERVATION"), "connector_id: must be #NA when evse_uid is"),
+    ]
+    for body, message in cases:
+        status, answer = await admin(cpo, "POST", "/sessions", body={"id": "S1", **body})
+        assert (status, answer["status_code"], answer["status_message"]) == (400, 2003, message)
+    assert await _count(cpo, "sessions") == (0, 0)
+    status, answer = await admin(cpo, "POST", "/sessions", body=_start(id="R1", evse_uid="#NA", connector_id="#NA",
+                                                                        status="RESERVATION"))
+    assert (status, answer["data"]["evse_uid"]) == (201, "#NA")
+    status, answer = await admin(cpo, "POST", "/sessions", body=_start(id="S1", evse_uid="e1"))
+    assert (status, answer["data"]["id"]) == (201, "S1")
+
+
+def _cdr(**where: object) -> dict:
+    cdr_location = {"id": "L1", "address": "Main St 1", "city": "Utrecht", "country": "NLD",
+                    "coordinates": {"latitude": "52.090000", "longitude": "5.120000"}, "evse_uid": "E1",
+                    "evse_id": "NL*CPO*EE1", "connector_id": "1", "connector_standard": "IEC_62196_T2",
+                    "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE", **where}
+    return {"country_code": "NL", "party_id": "CPO", "id": "C1", "start_date_time": T1,
+            "end_date_time": "2026-02-01T01:00:00Z", "cdr_token": cdr_token(), "auth_method": "WHITELIST",
+            "cdr_location": cdr_location, "currency": "EUR",
+            "charging_periods": [{"start_date_time": T1, "dimensions": [{"type": "ENERGY", "volume": 10}]}],
+            "total_cost": {"excl_vat": 2.5}, "total_energy": 10, "total_time": 1, "last_updated": T1}
+
+
+async def test_admin_refuses_a_cdr_at_a_place_we_do_not_have(cluster):
+    cpo, _, _, _ = await pair(cluster)
+    removed = {**evse("E2"), "status": "REMOVED"}
+    status, _ = await admin(cpo, "PUT", "/locations/L1", body=location(evses=[evse("E1"), removed]))
+    assert status == 201
+    for where, message in (
+        ({"id": "NOWHERE"}, "cdr_location.id: we have no Location 'NOWHERE' under NL/CPO"),
+        ({"evse_uid": "E9"}, "cdr_location.evse_uid: Location 'L1' has no EVSE 'E9'"),
+        ({"connector_id": "9"}, "cdr_location.connector_id: EVSE 'E1' of Location 'L1' has no connector '9'"),
+    ):
+        status, answer = await admin(cpo, "PUT", "/cdrs/C1", body=_cdr(**where))
+        assert (status, answer["status_code"], answer["status_message"]) == (400, 2003, message)
+    assert await _count(cpo, "cdrs") == (0, 0)
+    # A CDR of an EVSE removed since, and one of a reservation without an EVSE, are fine.
+    status, _ = await admin(cpo, "PUT", "/cdrs/C1", body=_cdr(evse_uid="E2"))
+    assert status == 201
+    na = _cdr(evse_uid="#NA", evse_id="#NA", connector_id="#NA")
+    status, _ = await admin(cpo, "PUT", "/cdrs/C2", body={**na, "id": "C2"})
+    assert status == 201

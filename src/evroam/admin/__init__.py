@@ -4,8 +4,9 @@ admin token is configured (admin/app.py); OpenAPI docs at /admin/docs.
 
 Answers are shaped like OCPI envelopes ({data, status_code, status_message,
 timestamp}) with a meaningful HTTP status: 400 for a bad request (2001 names
-the field), 401 without the admin token, 404 for unknown things, 409 for a
-change that may not be published.
+the field; 2003 for a Session or CDR at a place we do not have), 401 without
+the admin token, 404 for unknown things, 409 for a change that may not be
+published.
 
 Routers in this package get the node from `request.app.state.node`; the
 helpers below keep their answers alike.
@@ -46,6 +47,12 @@ def bad_request(message: str) -> OcpiError:
 
 def not_found(message: str) -> OcpiError:
     return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=404)
+
+
+def unknown_place(exc: Exception) -> OcpiError:
+    """A Session or CDR at a Location, EVSE or Connector we do not have: the
+    request is wrong (400), and 2003 says which kind of wrong."""
+    return OcpiError(StatusCode.UNKNOWN_LOCATION, str(exc), http_status=400)
 
 
 def conflict(message: str) -> OcpiError:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.admin import bad_request, conflict, node_of, not_found, ok, parse_object
+from evroam.admin import bad_request, conflict, node_of, not_found, ok, parse_object, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import Status
 from evroam.ocpi.modules import CDRS, LOCATIONS, TARIFFS, TOKENS, ObjectModule
@@ -23,6 +23,7 @@ from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check
 from evroam.store.locations import UnknownLocationObject, duplicate_ids, location_lock
 from evroam.sync.locations import set_evse_status
 from evroam.sync.publish import object_key, publish
+from evroam.sync.sessions import CDR_PLACE, UnknownPlace, check_place
 
 router = APIRouter()
 
@@ -68,6 +69,14 @@ async def put_own(request: Request, module: ObjectModule, object_id: str, type_:
 async def _publish(node, module: ObjectModule, obj: OcpiModel) -> str:  # noqa: ANN001
     data = obj.to_json_bytes().decode()
     async with node.engine.begin() as conn:
+        if module is CDRS:
+            where = obj.cdr_location
+            try:
+                # "#NA" EVSE and connector: a CDR for a reservation that never became a session.
+                await check_place(conn, obj.country_code, obj.party_id, where.id, where.evse_uid,
+                                  where.connector_id, reserved=True, fields=CDR_PLACE, in_service=False)
+            except UnknownPlace as exc:
+                raise unknown_place(exc) from None
         stored = await repo.get(conn, object_key(module, obj), for_update=True)
         try:
             kind = change_kind(module, obj, data, stored)
@@ -127,8 +136,10 @@ async def put_token(request: Request, token_uid: str,
 
 
 @router.put("/cdrs/{cdr_id}", status_code=201, summary="Publish one of our CDRs",
-            description=_OBJECT_DOC + " A CDR never changes once stored: a different one under the same id "
-                                      "answers 409 (issue a credit CDR instead).",
+            description=_OBJECT_DOC + " Its cdr_location names one of our Locations, EVSEs and Connectors "
+                                      "(or \"#NA\" EVSE and connector: a reservation), else 400 with "
+                                      "status_code 2003. A CDR never changes once stored: a different one "
+                                      "under the same id answers 409 (issue a credit CDR instead).",
             openapi_extra=body(CDRS.model))
 async def put_cdr(request: Request, cdr_id: str) -> Response:
     return await put_own(request, CDRS, cdr_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 from starlette.responses import Response
 
-from evroam.admin import bad_request, conflict, node_of, not_found, ok
+from evroam.admin import bad_request, conflict, node_of, not_found, ok, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.cdrs import AuthMethod, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price
@@ -65,6 +65,8 @@ async def _guard(coro):  # noqa: ANN001, ANN202
         return await coro
     except ops.UnknownSession as exc:
         raise not_found(str(exc)) from None
+    except ops.UnknownPlace as exc:
+        raise unknown_place(exc) from None
     except (ops.SessionFinished, ops.CdrExists, CdrBuildError, NoApplicableTariff) as exc:
         raise conflict(str(exc)) from None
     except ValidationError as exc:
@@ -74,13 +76,17 @@ async def _guard(coro):  # noqa: ANN001, ANN202
 
 
 @router.post("/sessions", status_code=201, summary="Start one of our sessions",
-             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP.")
+             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP. "
+                         "The Location, EVSE (not REMOVED) and Connector must be ours: otherwise 400 with "
+                         "status_code 2003 naming the field, and nothing is stored or sent. A RESERVATION "
+                         "may name EVSE and connector \"#NA\".")
 async def start_session(request: Request, body: StartSession) -> Response:
     session = await _guard(ops.start(
         node_of(request), session_id=body.id, location_id=body.location_id, evse_uid=body.evse_uid,
         connector_id=body.connector_id, cdr_token=body.cdr_token, currency=body.currency,
         auth_method=body.auth_method, start_date_time=body.start_date_time,
-        authorization_reference=body.authorization_reference, meter_id=body.meter_id, status=body.status))
+        authorization_reference=body.authorization_reference, meter_id=body.meter_id, status=body.status,
+        require_place=True))
     return ok(data_json=session.to_json_bytes(), http_status=201)
 
 
