@@ -49,12 +49,12 @@ def cdr_token() -> dict:
     return {"country_code": "DE", "party_id": "EMS", "uid": "TOK1", "type": "RFID", "contract_id": "DE-EMS-C1"}
 
 
-async def pair(cluster, **cpo_settings: Any):  # noqa: ANN001, ANN201
+async def pair(cluster, emsp_settings: dict | None = None, **cpo_settings: Any):  # noqa: ANN001, ANN201
     """A CPO (with the admin API) and an eMSP registered with it; the eMSP's
     party at the CPO and the CPO's party at the eMSP (each holds the token
     its node calls the other with, and the other's endpoints)."""
     cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN, **cpo_settings)
-    emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN)
+    emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN, **(emsp_settings or {}))
     token_a, versions_url = await cpo.handshake.invite("emsp")
     cpo_at_emsp = await emsp.handshake.register(versions_url, token_a)
     async with cpo.engine.connect() as conn:

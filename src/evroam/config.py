@@ -14,7 +14,9 @@ from typing import Any
 import tomli_w
 
 from evroam.ocpi.common import Role
+from evroam.server.context import DEFAULT_MAX_BODY_BYTES
 from evroam.store.db import sqlite_url
+from evroam.store.locations import DEFAULT_MAX_CONNECTORS, DEFAULT_MAX_EVSES, LocationLimits
 
 CONFIG_FILE = "evroam.toml"
 
@@ -67,6 +69,13 @@ class NodeConfig:
     lag_check_s: float = 5.0
     # GET /metrics (Prometheus text format, unauthenticated): opt in.
     metrics: bool = False
+    # Bad-input limits (docs/limits.md): a larger request body is answered 413
+    # before it is read whole (OCPI and admin API); a Location with more EVSEs,
+    # or an EVSE with more connectors, is refused with 2001 (receiver, admin
+    # API and `data import`).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_evses_per_location: int = DEFAULT_MAX_EVSES
+    max_connectors_per_evse: int = DEFAULT_MAX_CONNECTORS
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -75,6 +84,10 @@ class NodeConfig:
     @property
     def db_url(self) -> str:
         return self.db or sqlite_url(self.home / "evroam.db")
+
+    @property
+    def location_limits(self) -> LocationLimits:
+        return LocationLimits(self.max_evses_per_location, self.max_connectors_per_evse)
 
     @property
     def versions_url(self) -> str:
@@ -100,6 +113,9 @@ class NodeConfig:
             "lag_alert_s": self.lag_alert_s,
             "lag_check_s": self.lag_check_s,
             "metrics": self.metrics,
+            "max_body_bytes": self.max_body_bytes,
+            "max_evses_per_location": self.max_evses_per_location,
+            "max_connectors_per_evse": self.max_connectors_per_evse,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -139,5 +155,16 @@ class NodeConfig:
             lag_alert_s=float(doc.get("lag_alert_s", 60.0)),
             lag_check_s=float(doc.get("lag_check_s", 5.0)),
             metrics=bool(doc.get("metrics", False)),
+            max_body_bytes=_positive(doc, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            max_evses_per_location=_positive(doc, "max_evses_per_location", DEFAULT_MAX_EVSES),
+            max_connectors_per_evse=_positive(doc, "max_connectors_per_evse", DEFAULT_MAX_CONNECTORS),
         )
         return cfg
+
+
+def _positive(doc: dict[str, Any], key: str, default: int) -> int:
+    # A limit of 0 or less would refuse everything: a typo, not a wish.
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{CONFIG_FILE}: {key} must be a whole number of at least 1, got {value!r}")
+    return value

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
+from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 
-from evroam.store import objects
-from evroam.store import parties as party_repo
-from evroam.store.tables import outbox
+from evroam.config import NodeConfig, RoleConfig
+from evroam.ocpi.common import Role
+from evroam.store import calllog, objects
+from evroam.store.locations import LocationLimits
+from evroam.store.tables import OURS, outbox
+from evroam.sync import importer
 from tests.limits_support import (
     EVROAM,
     T1,
@@ -23,9 +29,8 @@ from tests.limits_support import (
     location,
     nested,
     pair,
+    raw_exchange,
 )
-
-import sqlalchemy as sa
 
 DEEP = 2000
 
@@ -189,3 +194,120 @@ async def test_admin_refuses_a_cdr_at_a_place_we_do_not_have(cluster):
     na = _cdr(evse_uid="#NA", evse_id="#NA", connector_id="#NA")
     status, _ = await admin(cpo, "PUT", "/cdrs/C2", body={**na, "id": "C2"})
     assert status == 201
+
+
+# --- §4.2 body size, EVSEs per Location, connectors per EVSE -------------------------------------
+
+LIMIT = 10_000
+
+
+async def _stored(node, module: str, oid: str, owner: int = OURS) -> dict | None:  # noqa: ANN001
+    async with node.engine.connect() as conn:
+        found = await objects.find_any_owner(conn, module, oid, owner)
+    return json.loads(found.data) if found else None
+
+
+def _head(url: str, *lines: str) -> bytes:
+    parts = urlsplit(url)
+    return "\r\n".join([f"PUT {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Content-Type: application/json",
+                        "Authorization: Bearer whatever", *lines, "", ""]).encode()
+
+
+async def test_body_limit_answers_413_before_the_body_is_read(cluster):
+    cpo, _, _, _ = await pair(cluster, max_body_bytes=LIMIT)
+    base = cpo.config.public_url
+    for url in (f"{base}/admin/locations/L1", f"{base}/ocpi/2.2.1/receiver/tokens/DE/EMS/TOK1"):
+        # A declared length over the limit is refused at once: the gigabyte is never sent.
+        status, body = await raw_exchange(url, _head(url, "Content-Length: 1000000000"), [b"{" + b" " * 1000])
+        assert (status, body["status_code"]) == (413, 2000), (url, body)
+        assert body["status_message"] == f"request body larger than {LIMIT} bytes (max_body_bytes)"
+        # A chunked body is counted as it arrives: refused once past the limit, with no end in
+        # sight. (Sent in one write, so the server has read all of it when it answers and
+        # closes; bytes still unread then would make the kernel reset the connection.)
+        chunks = (b"400\r\n" + b" " * 1024 + b"\r\n") * (LIMIT // 1024 + 1)
+        status, body = await raw_exchange(url, _head(url, "Transfer-Encoding: chunked"), [chunks])
+        assert (status, body["status_code"]) == (413, 2000), (url, body)
+    # Exactly at the limit is fine; one byte more is not, and writes nothing.
+    doc = json.dumps(location()).encode()
+    status, _ = await admin(cpo, "PUT", "/locations/L2", raw=doc[:-1] + b" " * (LIMIT + 1 - len(doc)) + b"}")
+    assert status == 413
+    assert await _stored(cpo, "locations", "L2") is None
+    status, _ = await admin(cpo, "PUT", "/locations/L1", raw=doc[:-1] + b" " * (LIMIT - len(doc)) + b"}")
+    assert status == 201
+    # The refusal is in the call log like any other answer.
+    await cpo.call_log.flush()
+    calls = await calllog.recent(cpo.engine, limit=50)
+    assert any(c["http_status"] == 413 and "/receiver/tokens/" in c["url"] for c in calls)
+
+
+def _evses(n: int, connectors: int = 1) -> list[dict]:
+    return [evse(f"E{i}", [connector(str(j)) for j in range(1, connectors + 1)]) for i in range(1, n + 1)]
+
+
+async def test_receiver_limits_evses_and_connectors(cluster):
+    limits = {"max_evses_per_location": 3, "max_connectors_per_evse": 2}
+    cpo, emsp, emsp_at_cpo, cpo_at_emsp = await pair(cluster, emsp_settings=limits)
+    rx = emsp_at_cpo.endpoint_url("locations", "RECEIVER").rstrip("/") + "/NL/CPO/L1"
+    token = emsp_at_cpo.token_out
+    too_many_evses = "evses: 4 EVSEs; this node takes at most 3 per Location (max_evses_per_location)"
+    too_many_connectors = ("evses.{i}.connectors: 3 connectors; this node takes at most 2 per EVSE "
+                           "(max_connectors_per_evse)")
+    for body, message in ((location(evses=_evses(4)), too_many_evses),
+                          (location(evses=_evses(1, connectors=3)), too_many_connectors.format(i=0))):
+        status, answer = await call("PUT", rx, token, body=body)
+        assert (status, answer["status_code"], answer["status_message"]) == (200, 2001, message)
+    assert await _stored(emsp, "locations", "L1", cpo_at_emsp.id) is None
+    status, _ = await call("PUT", rx, token, body=location(evses=_evses(3, connectors=2)))
+    assert status == 201
+    before = await _stored(emsp, "locations", "L1", cpo_at_emsp.id)
+    later = {"last_updated": T1}
+    for method, tail, body, message in (
+        ("PUT", "/E4", {**evse("E4"), **later}, too_many_evses),
+        ("PUT", "/E1/3", connector("3", **later), too_many_connectors.format(i=0)),
+        ("PATCH", "", {"evses": _evses(4), **later}, too_many_evses),
+        ("PATCH", "/E2", {"connectors": [connector(str(j)) for j in (1, 2, 3)], **later},
+         too_many_connectors.format(i=1)),
+    ):
+        status, answer = await call(method, rx + tail, token, body=body)
+        assert (status, answer["status_code"]) == (200, 2001), (method, tail, answer)
+        assert answer["status_message"].endswith(message), (method, tail, answer)
+    assert await _stored(emsp, "locations", "L1", cpo_at_emsp.id) == before
+
+
+async def test_default_limits_refuse_an_absurd_location(cluster):
+    cpo, emsp, emsp_at_cpo, cpo_at_emsp = await pair(cluster)
+    rx = emsp_at_cpo.endpoint_url("locations", "RECEIVER").rstrip("/") + "/NL/CPO/L1"
+    status, answer = await call("PUT", rx, emsp_at_cpo.token_out, body=location(evses=_evses(2001)))
+    assert (status, answer["status_code"]) == (200, 2001)
+    assert answer["status_message"].startswith("evses: 2001 EVSEs; this node takes at most 2000 per Location")
+    status, answer = await call("PUT", rx, emsp_at_cpo.token_out, body=location(evses=_evses(1, connectors=33)))
+    assert answer["status_message"].startswith("evses.0.connectors: 33 connectors; this node takes at most 32")
+    assert await _stored(emsp, "locations", "L1", cpo_at_emsp.id) is None
+
+
+async def test_admin_and_import_limit_our_own_locations(cluster, tmp_path):
+    cpo, _, _, _ = await pair(cluster, max_evses_per_location=3, max_connectors_per_evse=2)
+    status, answer = await admin(cpo, "PUT", "/locations/L1", body=location(evses=_evses(4)))
+    assert (status, answer["status_code"]) == (400, 2001)
+    assert answer["status_message"].startswith("evses: 4 EVSEs; this node takes at most 3 per Location")
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps([location("L2"), location("L3", evses=_evses(1, connectors=3))]))
+    (report,) = await importer.import_files(cpo.engine, "locations", [big], cpo.config.roles,
+                                            limits=cpo.config.location_limits)
+    assert report.errors == [f"{big}[1]: evses.0.connectors: 3 connectors; this node takes at most 2 per EVSE "
+                             "(max_connectors_per_evse)"]
+    assert await _count(cpo, "locations") == (0, 0)
+
+
+def test_limits_are_config_keys_with_defaults(tmp_path):
+    cfg = NodeConfig(home=tmp_path, public_url="http://127.0.0.1:1",
+                     roles=[RoleConfig(role=Role.CPO, country_code="NL", party_id="CPO", name="x")])
+    path = cfg.save()
+    saved = tomllib.loads(path.read_text())
+    assert (saved["max_body_bytes"], saved["max_evses_per_location"], saved["max_connectors_per_evse"]) == (
+        4 * 1024 * 1024, 2000, 32)
+    path.write_text(path.read_text().replace("max_evses_per_location = 2000", "max_evses_per_location = 5"))
+    assert NodeConfig.load(tmp_path).location_limits == LocationLimits(max_evses=5, max_connectors=32)
+    path.write_text(path.read_text().replace("max_body_bytes = 4194304", "max_body_bytes = 0"))
+    with pytest.raises(ValueError, match="max_body_bytes must be a whole number of at least 1"):
+        NodeConfig.load(tmp_path)

@@ -20,7 +20,7 @@ from evroam.ocpi.tokens import TokenType
 from evroam.ocpi.types import DateTime, ci_key
 from evroam.store import objects as repo
 from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check_own, own_keys
-from evroam.store.locations import UnknownLocationObject, duplicate_ids, location_lock
+from evroam.store.locations import UnknownLocationObject, location_lock, refusal
 from evroam.sync.locations import set_evse_status
 from evroam.sync.publish import object_key, publish
 from evroam.sync.sessions import CDR_PLACE, UnknownPlace, check_place
@@ -53,9 +53,9 @@ async def put_own(request: Request, module: ObjectModule, object_id: str, type_:
     except Refused as exc:
         raise bad_request(str(exc)) from None
     if module is LOCATIONS:
-        dup = duplicate_ids(obj.to_wire())
-        if dup:
-            raise bad_request(dup)
+        why = refusal(obj, node.config.location_limits)
+        if why:
+            raise bad_request(why)
         # The same lock as EVSE/Connector changes, so a PUT never interleaves
         # with their read-modify-write of this document.
         async with location_lock(id(node.engine), object_id):

@@ -20,7 +20,7 @@ from evroam.server import (
 )
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
-from evroam.server.middleware import OcpiMiddleware
+from evroam.server.middleware import BodyLimit, OcpiMiddleware
 from evroam.store.calllog import CallLog
 
 V = VersionNumber.V2_2_1.value
@@ -64,5 +64,7 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None) -> FastAPI:
         path = f"/ocpi/{V}/{iface.value.lower()}/{module}"
         app.include_router(router, prefix=path)
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.url(path)))
+    # Added first, so it runs inside OcpiMiddleware: a refused body is in the call log too.
+    app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     return app

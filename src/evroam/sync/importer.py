@@ -32,7 +32,7 @@ from evroam.ocpi.types import ci_key, format_datetime
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS, objects
-from evroam.store.locations import duplicate_ids
+from evroam.store.locations import LocationLimits, refusal
 from evroam.sync.publish import object_key, publish_many
 
 IMPORTABLE = ("locations", "tariffs", "tokens", "sessions", "cdrs")
@@ -107,7 +107,8 @@ class FileReport:
         return not self.errors
 
 
-def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]]) -> tuple[list[OcpiModel], list[str]]:
+def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]],
+              limits: LocationLimits = LocationLimits()) -> tuple[list[OcpiModel], list[str]]:
     """Every object of a file, validated; or the errors, each naming file and index."""
     try:
         doc = load_json(path.read_bytes())
@@ -128,9 +129,9 @@ def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]]) -> t
             obj = module.model.from_wire(item)
             check_own(obj, module, keys)
             if module is LOCATIONS:
-                dup = duplicate_ids(obj.to_wire())
-                if dup:
-                    raise Refused(dup)
+                why = refusal(obj, limits)
+                if why:
+                    raise Refused(why)
         except ValidationError as exc:
             errors.append(f"{where}: {error_text(exc)}")
             continue
@@ -175,7 +176,8 @@ async def write_file(engine: AsyncEngine, module: ObjectModule, path: Path, objs
 
 async def import_files(engine: AsyncEngine, module_id: str, paths: Sequence[Path], roles: Iterable[RoleConfig], *,
                        on_loaded: Callable[[Path, int], None] | None = None,
-                       on_written: Callable[[int], None] | None = None) -> list[FileReport]:
+                       on_written: Callable[[int], None] | None = None,
+                       limits: LocationLimits = LocationLimits()) -> list[FileReport]:
     """Import each file on its own: a failed file leaves nothing behind and
     does not stop the others. `on_loaded(path, n)` and `on_written(n)` drive a
     progress display."""
@@ -187,7 +189,7 @@ async def import_files(engine: AsyncEngine, module_id: str, paths: Sequence[Path
     for path in paths:
         report = FileReport(path)
         reports.append(report)
-        objs, report.errors = load_file(path, module, keys)
+        objs, report.errors = load_file(path, module, keys, limits)
         report.objects = len(objs) + len(report.errors)
         if on_loaded is not None:
             on_loaded(path, report.objects)
