@@ -311,3 +311,38 @@ def test_limits_are_config_keys_with_defaults(tmp_path):
     path.write_text(path.read_text().replace("max_body_bytes = 4194304", "max_body_bytes = 0"))
     with pytest.raises(ValueError, match="max_body_bytes must be a whole number of at least 1"):
         NodeConfig.load(tmp_path)
+
+
+# --- §4.6 values no charger has ---------------------------------------------------------------------
+
+
+async def test_receivers_and_admin_refuse_values_no_charger_has(cluster):
+    cpo, emsp, emsp_at_cpo, cpo_at_emsp = await pair(cluster)
+    rx = emsp_at_cpo.endpoint_url("locations", "RECEIVER").rstrip("/") + "/NL/CPO/L1"
+    token = emsp_at_cpo.token_out
+    cases = [
+        (location(evses=[evse(connectors=[connector(max_voltage=-1)])]), "evses.0.connectors.0.max_voltage"),
+        (location(evses=[evse(connectors=[connector(max_voltage=10**30)])]), "evses.0.connectors.0.max_voltage"),
+        (location(time_zone="../../../../etc/passwd"), "time_zone"),
+    ]
+    for body, field in cases:
+        status, answer = await call("PUT", rx, token, body=body)
+        assert (status, answer["status_code"]) == (200, 2001), answer
+        assert answer["status_message"].startswith(f"{field}: "), answer
+        status, answer = await admin(cpo, "PUT", "/locations/L1", body=body)
+        assert (status, answer["status_code"]) == (400, 2001), answer
+        assert answer["status_message"].startswith(f"{field}: "), answer
+    assert await _stored(emsp, "locations", "L1", cpo_at_emsp.id) is None
+    assert await _count(cpo, "locations") == (0, 0)
+    # A PATCH that would make a stored Location invalid is refused the same way.
+    status, _ = await call("PUT", rx, token, body=location())
+    assert status == 201
+    status, answer = await call("PATCH", rx + "/E1/1", token, body={"max_amperage": -16, "last_updated": T1})
+    assert (status, answer["status_code"]) == (200, 2001) and "max_amperage" in answer["status_message"]
+    session = {"country_code": "NL", "party_id": "CPO", "id": "S1", "start_date_time": T1, "kwh": -5,
+               "cdr_token": cdr_token(), "auth_method": "WHITELIST", "location_id": "L1", "evse_uid": "E1",
+               "connector_id": "1", "currency": "EUR", "status": "ACTIVE", "last_updated": T1}
+    url = emsp_at_cpo.endpoint_url("sessions", "RECEIVER").rstrip("/") + "/NL/CPO/S1"
+    status, answer = await call("PUT", url, token, body=session)
+    assert (status, answer["status_code"]) == (200, 2001) and answer["status_message"].startswith("kwh: ")
+    assert await _stored(emsp, "sessions", "S1", cpo_at_emsp.id) is None

@@ -14,7 +14,7 @@ from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.cdrs import AuthMethod, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price
 from evroam.ocpi.sessions import SessionStatus
-from evroam.ocpi.types import CiString, Currency, DateTime, Number, String
+from evroam.ocpi.types import CiString, Currency, DateTime, Energy, String
 from evroam.pricing import CdrBuildError, NoApplicableTariff
 from evroam.sync import sessions as ops
 
@@ -37,7 +37,7 @@ class StartSession(OcpiModel):
 
 class AddPeriods(OcpiModel):
     charging_periods: list[ChargingPeriod] = Field(default_factory=list)
-    kwh: Number | None = Field(None, description="Default: grows by the ENERGY of the new periods.")
+    kwh: Energy | None = Field(None, description="Default: grows by the ENERGY of the new periods.")
     total_cost: Price | None = None
     status: SessionStatus | None = None
 
@@ -45,7 +45,7 @@ class AddPeriods(OcpiModel):
 class StopSession(OcpiModel):
     end_date_time: DateTime | None = Field(None, description="Default: now.")
     charging_periods: list[ChargingPeriod] = Field(default_factory=list)
-    kwh: Number | None = None
+    kwh: Energy | None = None
     total_cost: Price | None = None
 
 
