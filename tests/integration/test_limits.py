@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
+from evroam.admin.app import resolve_token
 from evroam.config import NodeConfig, RoleConfig
 from evroam.ocpi.common import Role
 from evroam.store import calllog, objects
@@ -346,3 +348,22 @@ async def test_receivers_and_admin_refuse_values_no_charger_has(cluster):
     status, answer = await call("PUT", url, token, body=session)
     assert (status, answer["status_code"]) == (200, 2001) and answer["status_message"].startswith("kwh: ")
     assert await _stored(emsp, "sessions", "S1", cpo_at_emsp.id) is None
+
+
+def test_admin_token_file_that_is_not_text_disables_the_admin_api(tmp_path, monkeypatch):
+    secret = tmp_path / "admin-token"
+    secret.write_bytes(b"\xff\xfe" + b"\x00" * 20)
+    monkeypatch.delenv("EVROAM_ADMIN_TOKEN", raising=False)
+    monkeypatch.setenv("EVROAM_ADMIN_TOKEN_FILE", str(secret))
+    cfg = NodeConfig(home=tmp_path, public_url="http://127.0.0.1:1",
+                     roles=[RoleConfig(role=Role.CPO, country_code="NL", party_id="CPO", name="x")])
+    with capture_logs() as logs:
+        assert resolve_token(cfg) is None
+    assert [(e["event"], e["error"]) for e in logs] == [("admin.token_file_unreadable", "not UTF-8 text")]
+
+
+def test_a_config_file_that_is_not_toml_is_one_line(cli_home):
+    (cli_home / "evroam.toml").write_bytes(b"\xff\xfe not toml")
+    proc = _evroam("partners", "list", "--home", str(cli_home))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
