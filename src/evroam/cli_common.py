@@ -63,7 +63,7 @@ def run(coro: Awaitable[Any]) -> Any:
 def load_config(home: Path) -> NodeConfig:
     try:
         return NodeConfig.load(home)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 

@@ -89,7 +89,7 @@ def data_import(
                 progress.advance(task, n)
 
             return await import_files(node.engine, module, files, node.config.roles, on_loaded=loaded,
-                                      on_written=written)
+                                      on_written=written, limits=node.config.location_limits)
 
     reports = run(_with_node(home, go))
     failed = 0

@@ -22,7 +22,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from evroam.ocpi.base import error_text
+from evroam.ocpi.base import NotJson, error_text, load_json
 from evroam.ocpi.cdrs import CDR
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.tariffs import Tariff
@@ -53,11 +53,11 @@ class _InputError(Exception):
 
 def _load(path: Path, what: str) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path.read_bytes())
     except OSError as exc:
         raise _InputError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise _InputError(f"{what}: {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except NotJson as exc:
+        raise _InputError(f"{what}: {path} is not valid JSON ({exc})") from None
     # Accept a whole OCPI response envelope as well as the bare object.
     if isinstance(data, dict) and "data" in data and "status_code" in data:
         data = data["data"]

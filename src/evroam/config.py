@@ -14,7 +14,9 @@ from typing import Any
 import tomli_w
 
 from evroam.ocpi.common import Role
+from evroam.server.context import DEFAULT_MAX_BODY_BYTES
 from evroam.store.db import sqlite_url
+from evroam.store.locations import DEFAULT_MAX_CONNECTORS, DEFAULT_MAX_EVSES, LocationLimits
 
 CONFIG_FILE = "evroam.toml"
 
@@ -74,6 +76,13 @@ class NodeConfig:
     # HTTP request (off by default: the call log already records OCPI calls).
     log_level: str = "info"
     access_log: bool = False
+    # Bad-input limits (docs/limits.md): a larger request body is answered 413
+    # before it is read whole (OCPI and admin API); a Location with more EVSEs,
+    # or an EVSE with more connectors, is refused with 2001 (receiver, admin
+    # API and `data import`).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_evses_per_location: int = DEFAULT_MAX_EVSES
+    max_connectors_per_evse: int = DEFAULT_MAX_CONNECTORS
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -82,6 +91,10 @@ class NodeConfig:
     @property
     def db_url(self) -> str:
         return self.db or sqlite_url(self.home / "evroam.db")
+
+    @property
+    def location_limits(self) -> LocationLimits:
+        return LocationLimits(self.max_evses_per_location, self.max_connectors_per_evse)
 
     @property
     def versions_url(self) -> str:
@@ -109,6 +122,9 @@ class NodeConfig:
             "metrics": self.metrics,
             "log_level": self.log_level,
             "access_log": self.access_log,
+            "max_body_bytes": self.max_body_bytes,
+            "max_evses_per_location": self.max_evses_per_location,
+            "max_connectors_per_evse": self.max_connectors_per_evse,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -153,5 +169,16 @@ class NodeConfig:
             hooks=doc.get("hooks") or None,
             log_level=str(doc.get("log_level", "info")),
             access_log=bool(doc.get("access_log", False)),
+            max_body_bytes=_positive(doc, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            max_evses_per_location=_positive(doc, "max_evses_per_location", DEFAULT_MAX_EVSES),
+            max_connectors_per_evse=_positive(doc, "max_connectors_per_evse", DEFAULT_MAX_CONNECTORS),
         )
         return cfg
+
+
+def _positive(doc: dict[str, Any], key: str, default: int) -> int:
+    # A limit of 0 or less would refuse everything: a typo, not a wish.
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{CONFIG_FILE}: {key} must be a whole number of at least 1, got {value!r}")
+    return value

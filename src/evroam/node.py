@@ -188,7 +188,9 @@ class Node:
             ctx = ServerContext(engine=self.engine, public_url=self.config.public_url,
                                 credentials=self.handshake, page_limit=self.config.page_limit, hooks=self.hooks,
                                 roles=[(r.role, r.country_code.upper(), r.party_id.upper())
-                                       for r in self.config.roles])
+                                       for r in self.config.roles],
+                                max_body_bytes=self.config.max_body_bytes,
+                                location_limits=self.config.location_limits)
             self._app = create_app(ctx, self.call_log, access_log=self.config.access_log)
             self._app.state.callbacks = self.callbacks
             from evroam.admin.app import mount_admin

@@ -194,7 +194,9 @@ async def test_bad_input_is_400_and_writes_nothing(cluster):
         assert text in body["status_message"], (path, body["status_message"])
     async with cpo.engine.connect() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(objects.objects))).scalar() == 0
-    # A CDR never changes once stored.
+    # A CDR never changes once stored (its Location is ours: issue 8, §4.7).
+    status, _, _ = await admin(cpo, "PUT", "/locations/L1", body=location())
+    assert status == 201
     status, _, _ = await admin(cpo, "PUT", "/cdrs/C1", body=cdr())
     assert status == 201
     status, body, _ = await admin(cpo, "PUT", "/cdrs/C1", body=cdr())

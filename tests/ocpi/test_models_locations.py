@@ -198,7 +198,6 @@ def test_number_given_as_string() -> None:
         ("city", 45),
         ("postal_code", 10),
         ("state", 20),
-        ("time_zone", 255),
         ("evses.0.uid", 36),
         ("evses.0.evse_id", 48),
         ("evses.0.floor_level", 4),

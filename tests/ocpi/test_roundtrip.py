@@ -76,13 +76,14 @@ def _date_text() -> st.SearchStrategy[str]:
     return st.dates(min_value=date(1970, 1, 1), max_value=date(2099, 12, 31)).map(date.isoformat)
 
 
-def _number(non_negative: bool, one_decimal: bool) -> st.SearchStrategy[int | float]:
-    lo = 0 if non_negative else -(10**6)
+def _number(bounds: ocpi_types.Bounds | None, one_decimal: bool) -> st.SearchStrategy[int | float]:
+    """Numbers within the model's bounds (ocpi.types.Bounds), which every numeric field has."""
+    lo, hi = (int(bounds.lo), int(bounds.hi)) if bounds is not None else (-(10**6), 10**9)
     if one_decimal:
-        return st.integers(lo * 10, 10**7).map(lambda i: i / 10)
+        return st.integers(lo * 10, hi * 10).map(lambda i: i / 10)
     return st.one_of(
-        st.integers(lo, 10**9),
-        st.decimals(min_value=lo, max_value=10**6, places=4, allow_nan=False, allow_infinity=False).map(float),
+        st.integers(lo, hi),
+        st.decimals(min_value=lo, max_value=hi, places=4, allow_nan=False, allow_infinity=False).map(float),
     )
 
 
@@ -127,8 +128,11 @@ def strategy_for(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[An
         return _date_text()
     if base is Decimal:
         funcs = _after_funcs(meta)
-        return _number(ocpi_types._non_negative in funcs, chargingprofiles._one_decimal in funcs)
+        bounds = next((f for f in funcs if isinstance(f, ocpi_types.Bounds)), None)
+        return _number(bounds, chargingprofiles._one_decimal in funcs)
     if base is str:
+        if ocpi_types._iana_zone in _after_funcs(meta):
+            return st.sampled_from(sorted(ocpi_types.iana_zones()))
         (c,) = [m for m in meta if isinstance(m, StringConstraints)]
         return _string(c)
     raise NotImplementedError(f"no strategy for {tp!r}")
@@ -166,7 +170,23 @@ def _regular_hours(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def _fix_ampere_rates(d: dict[str, Any]) -> dict[str, Any]:
+    # Rates share the W bound; in amperes they stay within MAX_CURRENT_A (ChargingProfile).
+    if d["charging_rate_unit"] != "A":
+        return d
+
+    def amps(rate: float) -> float:
+        return rate if rate <= ocpi_types.MAX_CURRENT_A else round(rate % ocpi_types.MAX_CURRENT_A, 1)
+
+    if d.get("min_charging_rate") is not None:
+        d["min_charging_rate"] = amps(d["min_charging_rate"])
+    for p in d.get("charging_profile_period") or ():
+        p["limit"] = amps(p["limit"])
+    return d
+
+
 FIXUPS = {
+    chargingprofiles.ChargingProfile: _fix_ampere_rates,
     locations.PublishTokenType: _fix_publish_token,
     locations.Hours: _fix_hours,
     commands.StartSession: _fix_start_session,

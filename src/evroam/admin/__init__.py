@@ -4,8 +4,9 @@ admin token is configured (admin/app.py); OpenAPI docs at /admin/docs.
 
 Answers are shaped like OCPI envelopes ({data, status_code, status_message,
 timestamp}) with a meaningful HTTP status: 400 for a bad request (2001 names
-the field), 401 without the admin token, 404 for unknown things, 409 for a
-change that may not be published.
+the field; 2003 for a Session or CDR at a place we do not have), 401 without
+the admin token, 404 for unknown things, 409 for a change that may not be
+published.
 
 Routers in this package get the node from `request.app.state.node`; the
 helpers below keep their answers alike.
@@ -13,14 +14,13 @@ helpers below keep their answers alike.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.status import OcpiError, StatusCode
 from evroam.server.responses import ocpi_response
 
@@ -79,16 +79,21 @@ def not_found(message: str) -> OcpiError:
     return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=404)
 
 
+def unknown_place(exc: Exception) -> OcpiError:
+    """A Session or CDR at a Location, EVSE or Connector we do not have: the
+    request is wrong (400), and 2003 says which kind of wrong."""
+    return OcpiError(StatusCode.UNKNOWN_LOCATION, str(exc), http_status=400)
+
+
 def conflict(message: str) -> OcpiError:
     return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=409)
 
 
 async def parse_json(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise OcpiError(StatusCode.CLIENT_ERROR, "request body is not valid JSON", http_status=400) from None
+        return load_json(await request.body())
+    except NotJson as exc:
+        raise OcpiError(StatusCode.CLIENT_ERROR, f"request body is not valid JSON: {exc}", http_status=400) from None
 
 
 async def parse_object(request: Request, model: type[M]) -> M:

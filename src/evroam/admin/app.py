@@ -48,9 +48,12 @@ def resolve_token(config: NodeConfig) -> str | None:
     path = os.environ.get(TOKEN_FILE_ENV, "").strip()
     if path:
         try:
-            token = Path(path).read_text().strip()
+            token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             log.error("admin.token_file_unreadable", path=path, error=exc.strerror or str(exc))
+            return None
+        except UnicodeDecodeError:
+            log.error("admin.token_file_unreadable", path=path, error="not UTF-8 text")
             return None
         if not token:
             log.error("admin.token_file_empty", path=path)

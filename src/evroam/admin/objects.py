@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import Status
 from evroam.ocpi.modules import CDRS, LOCATIONS, SESSIONS, TARIFFS, TOKENS, ObjectModule
@@ -29,9 +29,10 @@ from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS
 from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check_own, own_keys
-from evroam.store.locations import UnknownLocationObject, duplicate_ids, location_lock, tariff_users
+from evroam.store.locations import UnknownLocationObject, location_lock, refusal, tariff_users
 from evroam.sync.locations import set_evse_status
 from evroam.sync.publish import object_key, publish, unpublish
+from evroam.sync.sessions import CDR_PLACE, UnknownPlace, check_place
 
 router = APIRouter()
 
@@ -72,9 +73,9 @@ async def put_own(request: Request, module: ObjectModule, object_id: str, type_:
     except Refused as exc:
         raise bad_request(str(exc)) from None
     if module is LOCATIONS:
-        dup = duplicate_ids(obj.to_wire())
-        if dup:
-            raise bad_request(dup)
+        why = refusal(obj, node.config.location_limits)
+        if why:
+            raise bad_request(why)
         # The same lock as EVSE/Connector changes, so a PUT never interleaves
         # with their read-modify-write of this document.
         async with location_lock(id(node.engine), object_id):
@@ -88,6 +89,14 @@ async def put_own(request: Request, module: ObjectModule, object_id: str, type_:
 async def _publish(node, module: ObjectModule, obj: OcpiModel) -> str:  # noqa: ANN001
     data = obj.to_json_bytes().decode()
     async with node.engine.begin() as conn:
+        if module is CDRS:
+            where = obj.cdr_location
+            try:
+                # "#NA" EVSE and connector: a CDR for a reservation that never became a session.
+                await check_place(conn, obj.country_code, obj.party_id, where.id, where.evse_uid,
+                                  where.connector_id, reserved=True, fields=CDR_PLACE, in_service=False)
+            except UnknownPlace as exc:
+                raise unknown_place(exc) from None
         stored = await repo.get(conn, object_key(module, obj), for_update=True)
         try:
             kind = change_kind(module, obj, data, stored)
@@ -143,8 +152,10 @@ async def put_token(request: Request, token_uid: str, type: str = _TYPE) -> Resp
 
 
 @router.put("/cdrs/{cdr_id}", status_code=201, summary="Publish one of our CDRs",
-            description=_OBJECT_DOC + " A CDR never changes once stored: a different one under the same id "
-                                      "answers 409 (issue a credit CDR instead).",
+            description=_OBJECT_DOC + " Its cdr_location names one of our Locations, EVSEs and Connectors "
+                                      "(or \"#NA\" EVSE and connector: a reservation), else 400 with "
+                                      "status_code 2003. A CDR never changes once stored: a different one "
+                                      "under the same id answers 409 (issue a credit CDR instead).",
             openapi_extra=body(CDRS.model), responses=_PUT_ANSWERS)
 async def put_cdr(request: Request, cdr_id: str) -> Response:
     return await put_own(request, CDRS, cdr_id)

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 from starlette.responses import Response
 
-from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.cdrs import AuthMethod, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price
 from evroam.ocpi.sessions import SessionStatus
-from evroam.ocpi.types import CiString, Currency, DateTime, Number, String
+from evroam.ocpi.types import CiString, Currency, DateTime, Energy, String
 from evroam.pricing import CdrBuildError, NoApplicableTariff
 from evroam.sync import sessions as ops
 
@@ -37,7 +37,7 @@ class StartSession(OcpiModel):
 
 class AddPeriods(OcpiModel):
     charging_periods: list[ChargingPeriod] = Field(default_factory=list)
-    kwh: Number | None = Field(None, description="Default: grows by the ENERGY of the new periods.")
+    kwh: Energy | None = Field(None, description="Default: grows by the ENERGY of the new periods.")
     total_cost: Price | None = None
     status: SessionStatus | None = None
 
@@ -45,7 +45,7 @@ class AddPeriods(OcpiModel):
 class StopSession(OcpiModel):
     end_date_time: DateTime | None = Field(None, description="Default: now.")
     charging_periods: list[ChargingPeriod] = Field(default_factory=list)
-    kwh: Number | None = None
+    kwh: Energy | None = None
     total_cost: Price | None = None
 
 
@@ -65,6 +65,8 @@ async def _guard(coro):  # noqa: ANN001, ANN202
         return await coro
     except ops.UnknownSession as exc:
         raise not_found(str(exc)) from None
+    except ops.UnknownPlace as exc:
+        raise unknown_place(exc) from None
     except (ops.SessionFinished, ops.CdrExists, CdrBuildError, NoApplicableTariff) as exc:
         raise conflict(str(exc)) from None
     except ValidationError as exc:
@@ -74,14 +76,18 @@ async def _guard(coro):  # noqa: ANN001, ANN202
 
 
 @router.post("/sessions", status_code=201, summary="Start one of our sessions",
-             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP.",
+             description="Creates the Session (ACTIVE unless told otherwise) and PUTs it to the token's eMSP. "
+                         "The Location, EVSE (not REMOVED) and Connector must be ours: otherwise 400 with "
+                         "status_code 2003 naming the field, and nothing is stored or sent. A RESERVATION "
+                         "may name EVSE and connector \"#NA\".",
              responses=answers(400, 409))
 async def start_session(request: Request, body: StartSession) -> Response:
     session = await _guard(ops.start(
         node_of(request), session_id=body.id, location_id=body.location_id, evse_uid=body.evse_uid,
         connector_id=body.connector_id, cdr_token=body.cdr_token, currency=body.currency,
         auth_method=body.auth_method, start_date_time=body.start_date_time,
-        authorization_reference=body.authorization_reference, meter_id=body.meter_id, status=body.status))
+        authorization_reference=body.authorization_reference, meter_id=body.meter_id, status=body.status,
+        require_place=True))
     return ok(data_json=session.to_json_bytes(), http_status=201)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 
 class OcpiModel(BaseModel):
@@ -54,6 +54,33 @@ class OcpiModel(BaseModel):
         if isinstance(data, bytes | str):
             return cls.model_validate_json(data, context=ctx)
         return cls.model_validate(data, context=ctx)
+
+
+class NotJson(ValueError):
+    """Bytes that are not one JSON document in UTF-8."""
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def load_json(raw: bytes | str) -> Any:
+    """One JSON document, parsed by pydantic-core as object bodies are, so a
+    PATCH and a PUT judge the same bytes alike. Its nesting limit (200 levels,
+    far beyond any OCPI object) keeps a hostile document from exhausting the
+    stack: the stdlib parser raised RecursionError at ~1,000 levels, which no
+    caller expected. A leading UTF-8 byte order mark is ignored (RFC 8259 §8.1).
+    """
+    if isinstance(raw, bytes):
+        if raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NotJson(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return from_json(raw)
+    except ValueError as exc:
+        raise NotJson(str(exc)) from None
 
 
 def dumps(value: Any) -> bytes:

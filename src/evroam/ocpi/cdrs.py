@@ -21,11 +21,19 @@ from evroam.ocpi.types import (
     Country3,
     CountryCode,
     Currency,
+    MAX_CURRENT_A,
+    MAX_ENERGY_KWH,
+    MAX_HOURS,
+    MAX_MONEY,
+    MAX_POWER_KW,
+    Bounds,
     DateTime,
-    Int,
-    NonNegativeNumber,
+    Energy,
+    Hours,
+    IntRange,
     Number,
     PartyId,
+    Quantity,
     String,
 )
 
@@ -68,15 +76,39 @@ SESSION_ONLY_DIMENSIONS = frozenset(
 )
 
 
+def _both_ways(hi: int, unit: str) -> Bounds:
+    return Bounds(-hi, hi, unit)
+
+
+# The range of each dimension's volume. Negative only where CdrDimensionType
+# says so: "when negative", energy, current or power flowed from the EV to the grid.
+VOLUME_BOUNDS: dict[CdrDimensionType, Bounds] = {
+    CdrDimensionType.CURRENT: _both_ways(MAX_CURRENT_A, "A"),
+    CdrDimensionType.ENERGY: _both_ways(MAX_ENERGY_KWH, "kWh"),
+    CdrDimensionType.ENERGY_EXPORT: Bounds(0, MAX_ENERGY_KWH, "kWh"),
+    CdrDimensionType.ENERGY_IMPORT: Bounds(0, MAX_ENERGY_KWH, "kWh"),
+    CdrDimensionType.MAX_CURRENT: Bounds(0, MAX_CURRENT_A, "A"),
+    CdrDimensionType.MIN_CURRENT: _both_ways(MAX_CURRENT_A, "A"),
+    CdrDimensionType.MAX_POWER: Bounds(0, MAX_POWER_KW, "kW"),
+    CdrDimensionType.MIN_POWER: _both_ways(MAX_POWER_KW, "kW"),
+    CdrDimensionType.PARKING_TIME: Bounds(0, MAX_HOURS, "h"),
+    CdrDimensionType.POWER: _both_ways(MAX_POWER_KW, "kW"),
+    CdrDimensionType.RESERVATION_TIME: Bounds(0, MAX_HOURS, "h"),
+    CdrDimensionType.STATE_OF_CHARGE: Bounds(0, 100, "%"),
+    CdrDimensionType.TIME: Bounds(0, MAX_HOURS, "h"),
+}
+
+
 class CdrDimension(OcpiModel):
     type: CdrDimensionType
-    # ENERGY, MIN_CURRENT and MIN_POWER may be negative (energy fed back to the grid).
-    volume: Number
+    volume: Number  # its range depends on the type: VOLUME_BOUNDS
 
     @model_validator(mode="after")
-    def _soc_range(self) -> CdrDimension:
-        if self.type is CdrDimensionType.STATE_OF_CHARGE and not (0 <= self.volume <= 100):
-            raise ValueError(f"volume: STATE_OF_CHARGE must be between 0 and 100, got {self.volume}")
+    def _volume_range(self) -> CdrDimension:
+        try:
+            VOLUME_BOUNDS[self.type](self.volume)
+        except ValueError as exc:
+            raise ValueError(f"volume: {self.type.value} {exc}") from None
         return self
 
 
@@ -121,7 +153,7 @@ class SignedValue(OcpiModel):
 
 class SignedData(OcpiModel):
     encoding_method: CiString(36)
-    encoding_method_version: Int | None = None
+    encoding_method_version: IntRange(0, 2**31 - 1) | None = None
     public_key: String(512) | None = None
     signed_values: list[SignedValue] = Field(min_length=1)
     url: String(512) | None = None
@@ -134,8 +166,8 @@ class CdrPrice(Price):
     refuses negative amounts unless the CDR is a credit.
     """
 
-    excl_vat: Number
-    incl_vat: Number | None = None
+    excl_vat: Quantity(-MAX_MONEY, MAX_MONEY)
+    incl_vat: Quantity(-MAX_MONEY, MAX_MONEY) | None = None
 
 
 _COST_FIELDS = (
@@ -166,11 +198,11 @@ class CDR(OcpiModel):
     signed_data: SignedData | None = None
     total_cost: CdrPrice
     total_fixed_cost: CdrPrice | None = None
-    total_energy: Number
+    total_energy: Energy  # "Total energy charged": a credit CDR repeats it, negating only costs
     total_energy_cost: CdrPrice | None = None
-    total_time: NonNegativeNumber
+    total_time: Hours
     total_time_cost: CdrPrice | None = None
-    total_parking_time: NonNegativeNumber | None = None
+    total_parking_time: Hours | None = None
     total_parking_cost: CdrPrice | None = None
     total_reservation_cost: CdrPrice | None = None
     remark: String(255) | None = None

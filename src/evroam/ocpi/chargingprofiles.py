@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, model_validator
 
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.types import URL, DateTime, Int, Number
+from evroam.ocpi.types import MAX_CURRENT_A, MAX_POWER_KW, URL, DateTime, Quantity, Seconds, Timeout
 
 
 def _one_decimal(value: Decimal) -> Decimal:
@@ -21,7 +21,9 @@ def _one_decimal(value: Decimal) -> Decimal:
     return value
 
 
-OneDecimalNumber = Annotated[Number, AfterValidator(_one_decimal)]
+# A charging rate in A or W (charging_rate_unit): the W bound here, the A bound
+# in ChargingProfile, which knows the unit.
+OneDecimalNumber = Annotated[Quantity(0, MAX_POWER_KW * 1000), AfterValidator(_one_decimal)]
 
 
 class ChargingRateUnit(StrEnum):
@@ -44,17 +46,28 @@ class ChargingProfileResultType(StrEnum):
 
 
 class ChargingProfilePeriod(OcpiModel):
-    start_period: Int  # seconds from the start of the profile
+    start_period: Seconds  # from the start of the profile
     limit: OneDecimalNumber
 
 
 class ChargingProfile(OcpiModel):
     # Absent: relative to the start of charging.
     start_date_time: DateTime | None = None
-    duration: Int | None = None  # seconds
+    duration: Seconds | None = None
     charging_rate_unit: ChargingRateUnit
     min_charging_rate: OneDecimalNumber | None = None
     charging_profile_period: list[ChargingProfilePeriod] | None = None
+
+    @model_validator(mode="after")
+    def _amperes_in_range(self) -> Self:
+        if self.charging_rate_unit is not ChargingRateUnit.A:
+            return self
+        rates = [("min_charging_rate", self.min_charging_rate)] + [
+            (f"charging_profile_period.{i}.limit", p.limit) for i, p in enumerate(self.charging_profile_period or ())]
+        for name, rate in rates:
+            if rate is not None and rate > MAX_CURRENT_A:
+                raise ValueError(f"{name}: must be between 0 and {MAX_CURRENT_A} A, got {rate}")
+        return self
 
 
 class ActiveChargingProfile(OcpiModel):
@@ -69,7 +82,7 @@ class SetChargingProfile(OcpiModel):
 
 class ChargingProfileResponse(OcpiModel):
     result: ChargingProfileResponseType
-    timeout: Int  # seconds
+    timeout: Timeout  # seconds
 
 
 class ActiveChargingProfileResult(OcpiModel):

@@ -10,7 +10,7 @@ from pydantic import model_validator
 from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.common import DisplayText
 from evroam.ocpi.tokens import Token
-from evroam.ocpi.types import URL, CiString, DateTime, Int
+from evroam.ocpi.types import URL, CiString, DateTime, Timeout
 
 
 class CommandType(StrEnum):
@@ -85,7 +85,7 @@ class UnlockConnector(OcpiModel):
 
 class CommandResponse(OcpiModel):
     result: CommandResponseType
-    timeout: Int  # seconds
+    timeout: Timeout  # seconds
     message: list[DisplayText] | None = None
 
 

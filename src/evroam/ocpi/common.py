@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.types import LanguageCode, Number, String
+from evroam.ocpi.types import LanguageCode, Money, String
 
 
 class DisplayText(OcpiModel):
@@ -14,9 +14,9 @@ class DisplayText(OcpiModel):
 
 
 class Price(OcpiModel):
-    # Not non-negative: a credit CDR negates its totals (mod_cdrs, "Credit CDRs").
-    excl_vat: Number
-    incl_vat: Number | None = None
+    # Never negative here; a Credit CDR's negated totals are cdrs.CdrPrice.
+    excl_vat: Money
+    incl_vat: Money | None = None
 
 
 class Role(StrEnum):

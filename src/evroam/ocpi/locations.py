@@ -21,13 +21,19 @@ from evroam.ocpi.types import (
     Country3,
     CountryCode,
     DateTime,
+    MAX_CURRENT_A,
+    MAX_POWER_KW,
+    MAX_VOLTAGE_V,
     Int,
+    IntRange,
     Latitude,
     Longitude,
-    NonNegativeNumber,
     PartyId,
+    Percentage,
+    Quantity,
     String,
     TimeOfDay,
+    TimeZone,
 )
 
 # --- shared with other modules ---------------------------------------------------
@@ -137,12 +143,12 @@ class EnvironmentalImpactCategory(StrEnum):
 
 class EnergySource(OcpiModel):
     source: EnergySourceCategory
-    percentage: NonNegativeNumber
+    percentage: Percentage
 
 
 class EnvironmentalImpact(OcpiModel):
     category: EnvironmentalImpactCategory
-    amount: NonNegativeNumber
+    amount: Quantity(0, 10_000, "g/kWh")  # coal is near 1,000
 
 
 class EnergyMix(OcpiModel):
@@ -297,9 +303,9 @@ class Connector(OcpiModel):
     standard: ConnectorType
     format: ConnectorFormat
     power_type: PowerType
-    max_voltage: Int
-    max_amperage: Int
-    max_electric_power: Int | None = None
+    max_voltage: IntRange(0, MAX_VOLTAGE_V)
+    max_amperage: IntRange(0, MAX_CURRENT_A)
+    max_electric_power: IntRange(0, MAX_POWER_KW * 1000) | None = None  # W
     tariff_ids: list[CiString(36)] | None = None
     terms_and_conditions: URL | None = None
     last_updated: DateTime
@@ -343,8 +349,9 @@ class Location(OcpiModel):
     suboperator: BusinessDetails | None = None
     owner: BusinessDetails | None = None
     facilities: list[Facility] | None = None
-    # An IANA zone name; not checked against the local tzdata, which may lag the partner's.
-    time_zone: String(255)
+    # Checked against the tzdata package's zone names: a path or a typo never
+    # reaches ZoneInfo (pricing) or a partner.
+    time_zone: TimeZone
     opening_times: Hours | None = None
     # Absent means true (spec default); kept absent rather than filled in, so
     # what we pass on is what we were given.

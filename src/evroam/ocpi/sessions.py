@@ -14,8 +14,7 @@ from evroam.ocpi.types import (
     CountryCode,
     Currency,
     DateTime,
-    NonNegativeNumber,
-    Number,
+    Energy,
     PartyId,
     String,
 )
@@ -41,7 +40,7 @@ class ChargingPreferencesResponse(StrEnum):
 class ChargingPreferences(OcpiModel):
     profile_type: ProfileType
     departure_time: DateTime | None = None
-    energy_need: NonNegativeNumber | None = None
+    energy_need: Energy | None = None
     # Absent means false; kept absent rather than defaulted so a round trip is byte-identical.
     discharge_allowed: Bool | None = None
 
@@ -52,8 +51,9 @@ class Session(OcpiModel):
     id: CiString(36)
     start_date_time: DateTime
     end_date_time: DateTime | None = None
-    # Negative when more energy went back to the grid than into the EV.
-    kwh: Number
+    # "How many kWh were charged": never negative. Energy fed back to the grid
+    # shows in the periods (a negative ENERGY, ENERGY_EXPORT).
+    kwh: Energy
     cdr_token: CdrToken
     auth_method: AuthMethod
     authorization_reference: CiString(36) | None = None

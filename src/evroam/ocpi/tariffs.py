@@ -18,12 +18,18 @@ from evroam.ocpi.types import (
     CiString,
     CountryCode,
     Currency,
+    MAX_CURRENT_A,
+    MAX_POWER_KW,
+    MAX_SECONDS,
     Date,
     DateTime,
-    Int,
-    NonNegativeNumber,
-    Number,
+    Energy,
+    IntRange,
+    Money,
     PartyId,
+    Percentage,
+    Quantity,
+    Seconds,
     TimeOfDay,
 )
 
@@ -60,14 +66,15 @@ class ReservationRestrictionType(StrEnum):
 
 class PriceComponent(OcpiModel):
     type: TariffDimensionType
-    # The spec types price as a plain number; a negative price (a discount) is
-    # not forbidden, so it is not refused here.
-    price: Number
+    # Never negative: a negative unit price would make a non-credit CDR with
+    # negative totals, which mod_cdrs does not allow.
+    price: Money
     # Absent means "no VAT applies", which is not the same as 0.0 (spec text):
     # keep None distinct all the way into the pricing engine.
-    vat: NonNegativeNumber | None = None
-    # The free-of-charge example uses step_size 0 on its FLAT component.
-    step_size: Int = Field(ge=0)
+    vat: Percentage | None = None
+    # Seconds for TIME and PARKING_TIME, Wh for ENERGY. The free-of-charge
+    # example uses step_size 0 on its FLAT component.
+    step_size: IntRange(0, MAX_SECONDS)
 
 
 class TariffRestrictions(OcpiModel):
@@ -75,14 +82,14 @@ class TariffRestrictions(OcpiModel):
     end_time: TimeOfDay | None = None
     start_date: Date | None = None
     end_date: Date | None = None
-    min_kwh: NonNegativeNumber | None = None
-    max_kwh: NonNegativeNumber | None = None
-    min_current: NonNegativeNumber | None = None
-    max_current: NonNegativeNumber | None = None
-    min_power: NonNegativeNumber | None = None
-    max_power: NonNegativeNumber | None = None
-    min_duration: Int | None = Field(default=None, ge=0)
-    max_duration: Int | None = Field(default=None, ge=0)
+    min_kwh: Energy | None = None
+    max_kwh: Energy | None = None
+    min_current: Quantity(0, MAX_CURRENT_A, "A") | None = None
+    max_current: Quantity(0, MAX_CURRENT_A, "A") | None = None
+    min_power: Quantity(0, MAX_POWER_KW, "kW") | None = None
+    max_power: Quantity(0, MAX_POWER_KW, "kW") | None = None
+    min_duration: Seconds | None = None
+    max_duration: Seconds | None = None
     day_of_week: list[DayOfWeek] | None = None
     reservation: ReservationRestrictionType | None = None
 

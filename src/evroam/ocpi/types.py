@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
+from importlib import resources
 from typing import Annotated, Any
 
+import annotated_types
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -162,13 +165,81 @@ Number = Annotated[
 ]
 
 
-def _non_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise ValueError("must not be negative")
+class Bounds:
+    """An inclusive range for a number, kept as data so that docs/limits.md and
+    the property tests' strategies read the same bounds the models enforce."""
+
+    __slots__ = ("lo", "hi", "unit")
+
+    def __init__(self, lo: int | str, hi: int | str, unit: str = "") -> None:
+        self.lo, self.hi, self.unit = Decimal(lo), Decimal(hi), unit
+
+    def __call__(self, value: Decimal) -> Decimal:
+        if not self.lo <= value <= self.hi:
+            unit = f" {self.unit}" if self.unit else ""
+            if self.lo == 0 and value < 0:
+                raise ValueError(f"must not be negative (0 to {self.hi}{unit})")
+            raise ValueError(f"must be between {self.lo} and {self.hi}{unit}, got {value}")
+        return value
+
+    def __repr__(self) -> str:
+        return f"Bounds({self.lo}, {self.hi}, {self.unit!r})"
+
+
+def Quantity(lo: int | str, hi: int | str, unit: str = "") -> Any:
+    """A number between lo and hi (inclusive): what a charger can physically
+    report, so that −1 V or 10^30 kWh is refused (2001) instead of stored."""
+    bounds = Bounds(lo, hi, unit)
+    return Annotated[
+        Number,
+        AfterValidator(bounds),
+        WithJsonSchema({"type": "number", "minimum": float(bounds.lo), "maximum": float(bounds.hi)}),
+    ]
+
+
+def IntRange(lo: int, hi: int) -> Any:
+    """A strict int between lo and hi (inclusive)."""
+    return Annotated[StrictInt, annotated_types.Ge(lo), annotated_types.Le(hi)]
+
+
+# The sane ranges (docs/limits.md). Each sits far above any real charger
+# (MCS tops out near 1,250 V, 3,000 A and 3.75 MW) and far below what breaks
+# arithmetic or storage downstream.
+MAX_VOLTAGE_V = 5_000
+MAX_CURRENT_A = 10_000
+MAX_POWER_KW = 10_000
+MAX_ENERGY_KWH = 100_000  # 10 MW for 10 hours
+MAX_HOURS = 10_000  # a session, or a car parked, for over a year
+MAX_SECONDS = MAX_HOURS * 3600
+MAX_MONEY = 1_000_000_000  # any amount in any currency, IDR and KRW included
+MAX_TIMEOUT_S = 86_400  # a command or profile answer promised within a day
+
+Percentage = Quantity(0, 100, "%")
+Money = Quantity(0, MAX_MONEY)
+Energy = Quantity(0, MAX_ENERGY_KWH, "kWh")
+Hours = Quantity(0, MAX_HOURS, "h")
+Seconds = IntRange(0, MAX_SECONDS)
+Timeout = IntRange(0, MAX_TIMEOUT_S)
+
+# --- time zones ------------------------------------------------------------------
+
+
+@cache
+def iana_zones() -> frozenset[str]:
+    """The zone names of the `tzdata` package (a dependency): the same list on
+    every machine, where the system's zoneinfo folder may hold extras such as
+    `localtime`. A zone newer than the package is refused until it is upgraded."""
+    return frozenset(resources.files("tzdata").joinpath("zones").read_text().split()) - {"Factory"}
+
+
+def _iana_zone(value: str) -> str:
+    if value not in iana_zones():
+        raise ValueError(f"{value!r} is not an IANA tz database zone name (e.g. Europe/Amsterdam)")
     return value
 
 
-NonNegativeNumber = Annotated[Number, AfterValidator(_non_negative)]
+# One of IANA tzdata's TZ-values (mod_locations): "Europe/Oslo", never a path.
+TimeZone = Annotated[str, StringConstraints(strict=True, max_length=255), AfterValidator(_iana_zone)]
 
 # --- geo -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from evroam.server import (
 from evroam.server.access import AccessLogMiddleware
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
-from evroam.server.middleware import OcpiMiddleware
+from evroam.server.middleware import BodyLimit, OcpiMiddleware
 from evroam.server.routing import interface_path
 from evroam.store.calllog import CallLog
 
@@ -68,6 +68,8 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
         path = interface_path(V, module, iface)
         app.include_router(router, prefix=path)
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
+    # Added first, so it runs inside OcpiMiddleware: a refused body is in the call log too.
+    app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     if access_log:  # outermost, so it times and sees everything the others do
         app.add_middleware(AccessLogMiddleware)

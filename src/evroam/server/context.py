@@ -15,7 +15,13 @@ from evroam.ocpi.common import Role
 from evroam.ocpi.credentials import Credentials
 from evroam.ocpi.versions import Endpoint
 from evroam.server.hooks import Hooks
+from evroam.store.locations import LocationLimits
 from evroam.store.parties import Authenticated
+
+
+# Far above any real OCPI object (a Location with a few hundred EVSEs is well
+# under 1 MiB), and small enough that a hostile body never fills memory.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class CredentialsService(Protocol):
@@ -39,6 +45,9 @@ class ServerContext:
     hooks: Hooks = field(default_factory=Hooks)
     # Our own roles as (role, COUNTRY, PARTY) upper-cased.
     roles: list[tuple[Role, str, str]] = field(default_factory=list)
+    # Request bodies larger than this are refused with 413 (server/middleware.BodyLimit).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    location_limits: LocationLimits = field(default_factory=LocationLimits)
 
     def our_keys(self, role: Role) -> set[tuple[str, str]]:
         return {(cc, pid) for r, cc, pid in self.roles if r == role}

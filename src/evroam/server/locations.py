@@ -37,13 +37,14 @@ from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Authenticated
 from evroam.store.locations import (
+    LocationLimits,
     duplicate_connector_ids,
-    duplicate_ids,
     find_connector,
     find_evse,
     index_of,
     later,
     location_lock,
+    refusal,
 )
 
 sender = APIRouter()
@@ -172,7 +173,7 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
     key = ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id)
     if location is not None:
         # Judged on its own, so before the transaction: its lock is held no longer than needed.
-        _check(location, cc, pid, location_id)
+        _check(location, cc, pid, location_id, ctx.location_limits)
         data = location.to_json_bytes().decode()
     async with location_lock(id(ctx.engine), auth.party.id, cc, pid, location_id):
         async with ctx.engine.begin() as conn:
@@ -191,7 +192,7 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
                 outcome = change(doc)
                 if not isinstance(outcome, str):
                     location = common.validate_merged(Location, doc) if patch else Location.from_wire(doc)
-                    _check(location, cc, pid, location_id)
+                    _check(location, cc, pid, location_id, ctx.location_limits)
                     data = location.to_json_bytes().decode()
             if isinstance(outcome, str):
                 return ocpi_response(status_message=outcome)
@@ -201,11 +202,11 @@ async def _write(request: Request, auth: Authenticated, cc: str, pid: str, locat
     return common.respond(request, http_status=201 if outcome else 200)
 
 
-def _check(location: Location, cc: str, pid: str, location_id: str) -> None:
+def _check(location: Location, cc: str, pid: str, location_id: str, limits: LocationLimits) -> None:
     common.check_identity(location, LOCATIONS, cc, pid, location_id)
-    dup = duplicate_ids(location)
-    if dup:
-        raise invalid(dup)
+    why = refusal(location, limits)
+    if why:
+        raise invalid(why)
 
 
 def _same_id(field: str, value: object, expected: str) -> None:

@@ -1,5 +1,5 @@
 """ASGI middleware: request/correlation ids, trailing and doubled slashes,
-routing headers on functional answers, the call log.
+routing headers on functional answers, the call log, and the request body limit.
 
 Written as plain ASGI (not BaseHTTPMiddleware) to stay off the hot path's back.
 """
@@ -10,6 +10,8 @@ import re
 import time
 import uuid
 
+from evroam.ocpi.status import StatusCode
+from evroam.server.responses import ocpi_response
 from evroam.store.calllog import CallLog, CallRecord, redact
 
 
@@ -104,3 +106,62 @@ def _status_code_of(body: bytearray) -> int | None:
     digits = body[idx + 14: idx + 19].strip()
     num = bytes(d for d in digits if 48 <= d <= 57)
     return int(num) if num else None
+
+
+class BodyLimit:
+    """Refuses a request body larger than `max_bytes` with 413 and an OCPI
+    envelope, for the OCPI and the admin API alike (it wraps both).
+
+    A declared Content-Length is judged before a byte of the body is read; a
+    chunked body is counted as it arrives and refused as soon as it passes the
+    limit. So at most `max_bytes` of any request are ever held, which the
+    handlers (they read whole bodies) would have held anyway.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:  # noqa: ANN001
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _content_length(scope) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        messages = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: the app hears it as before
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay():  # noqa: ANN202
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:  # noqa: ANN001
+        # The rest of the body is never read, so the connection cannot carry another request.
+        response = ocpi_response(status_code=StatusCode.CLIENT_ERROR, http_status=413,
+                                 status_message=f"request body larger than {self.max_bytes} bytes "
+                                                "(max_body_bytes)",
+                                 headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _content_length(scope) -> int:  # noqa: ANN001
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # the server rejects a malformed one before we see it
+    return 0

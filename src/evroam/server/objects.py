@@ -18,7 +18,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.modules import ObjectModule
 from evroam.ocpi.status import OcpiError, StatusCode, invalid, not_found
 from evroam.ocpi.types import ci_key, parse_datetime
@@ -148,11 +148,10 @@ async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: s
 
 async def parse_patch(request: Request) -> dict[str, Any]:
     """A PATCH body: a JSON object that carries last_updated (2001 otherwise)."""
-    raw = await request.body()
     try:
-        patch = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise OcpiError(StatusCode.CLIENT_ERROR, "request body is not valid JSON", http_status=400) from None
+        patch = load_json(await request.body())
+    except NotJson as exc:
+        raise OcpiError(StatusCode.CLIENT_ERROR, f"request body is not valid JSON: {exc}", http_status=400) from None
     if not isinstance(patch, dict):
         raise invalid("PATCH body must be a JSON object")
     if "last_updated" not in patch:

@@ -15,7 +15,6 @@ The same per-object rules serve the admin API (admin/objects.py):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.config import RoleConfig
-from evroam.ocpi.base import OcpiModel, error_text
+from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.common import Role
 from evroam.ocpi.modules import LOCATIONS, OBJECT_MODULES, ObjectModule
 from evroam.ocpi.types import ci_key, format_datetime
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS, objects
-from evroam.store.locations import duplicate_ids
+from evroam.store.locations import LocationLimits, refusal
 from evroam.sync.publish import object_key, publish_many
 
 IMPORTABLE = ("locations", "tariffs", "tokens", "sessions", "cdrs")
@@ -108,13 +107,14 @@ class FileReport:
         return not self.errors
 
 
-def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]]) -> tuple[list[OcpiModel], list[str]]:
+def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]],
+              limits: LocationLimits = LocationLimits()) -> tuple[list[OcpiModel], list[str]]:
     """Every object of a file, validated; or the errors, each naming file and index."""
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes())
     except OSError as exc:
         return [], [f"{path}: cannot read: {exc.strerror or exc}"]
-    except ValueError as exc:
+    except NotJson as exc:
         return [], [f"{path}: not valid JSON: {exc}"]
     items = doc if isinstance(doc, list) else [doc]
     objs: list[OcpiModel] = []
@@ -129,9 +129,9 @@ def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]]) -> t
             obj = module.model.from_wire(item)
             check_own(obj, module, keys)
             if module is LOCATIONS:
-                dup = duplicate_ids(obj.to_wire())
-                if dup:
-                    raise Refused(dup)
+                why = refusal(obj, limits)
+                if why:
+                    raise Refused(why)
         except ValidationError as exc:
             errors.append(f"{where}: {error_text(exc)}")
             continue
@@ -176,7 +176,8 @@ async def write_file(engine: AsyncEngine, module: ObjectModule, path: Path, objs
 
 async def import_files(engine: AsyncEngine, module_id: str, paths: Sequence[Path], roles: Iterable[RoleConfig], *,
                        on_loaded: Callable[[Path, int], None] | None = None,
-                       on_written: Callable[[int], None] | None = None) -> list[FileReport]:
+                       on_written: Callable[[int], None] | None = None,
+                       limits: LocationLimits = LocationLimits()) -> list[FileReport]:
     """Import each file on its own: a failed file leaves nothing behind and
     does not stop the others. `on_loaded(path, n)` and `on_written(n)` drive a
     progress display."""
@@ -188,7 +189,7 @@ async def import_files(engine: AsyncEngine, module_id: str, paths: Sequence[Path
     for path in paths:
         report = FileReport(path)
         reports.append(report)
-        objs, report.errors = load_file(path, module, keys)
+        objs, report.errors = load_file(path, module, keys, limits)
         report.objects = len(objs) + len(report.errors)
         if on_loaded is not None:
             on_loaded(path, report.objects)

@@ -15,6 +15,7 @@ PUT of the whole latest Session (store/outbox.enqueue), so no period is lost.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,13 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.cdrs import CDR, AuthMethod, CdrDimensionType, CdrLocation, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price, Role
-from evroam.ocpi.locations import Location
-from evroam.ocpi.modules import CDRS, SESSIONS
+from evroam.ocpi.locations import Location, Status
+from evroam.ocpi.modules import CDRS, LOCATIONS, SESSIONS
 from evroam.ocpi.sessions import Session, SessionStatus
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import utcnow
 from evroam.pricing import DEFAULT_POLICY, CdrBuildError, PricingPolicy, SessionContext, build_cdr
 from evroam.store import objects as repo
+from evroam.store.locations import UnknownLocationObject, find_connector, find_evse
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
 from evroam.sync.publish import object_key, publish
@@ -52,6 +54,52 @@ class SessionFinished(ValueError):
 
 class CdrExists(ValueError):
     """A CDR is sent once and never changes; corrections are Credit CDRs."""
+
+
+class UnknownPlace(LookupError):
+    """A Session or CDR of ours names a Location, EVSE or Connector we do not have.
+
+    Partners would receive charging at a place that is not on their map; the
+    spec's "#NA" (no EVSE or connector assigned yet) is the only stand-in."""
+
+
+NOT_AVAILABLE = "#NA"
+
+
+SESSION_PLACE = ("location_id", "evse_uid", "connector_id")
+CDR_PLACE = ("cdr_location.id", "cdr_location.evse_uid", "cdr_location.connector_id")
+
+
+async def check_place(conn: AsyncConnection, cc: str, pid: str, location_id: str, evse_uid: str,
+                      connector_id: str, *, reserved: bool, fields: tuple[str, str, str] = SESSION_PLACE,
+                      in_service: bool = True) -> None:
+    """Raise UnknownPlace (naming the field) unless our Location under cc/pid
+    holds this EVSE and Connector. `reserved`: a reservation may have no EVSE
+    or connector assigned yet, and "#NA" stands for them (mod_sessions,
+    mod_cdrs). `in_service`: the EVSE may not be REMOVED (a new session; a
+    CDR may well be of an EVSE removed since)."""
+    loc_f, evse_f, conn_f = fields
+    stored = await repo.get(conn, ObjectKey(LOCATIONS.id, OURS, cc, pid, location_id))
+    if stored is None:
+        raise UnknownPlace(f"{loc_f}: we have no Location {location_id!r} under {cc}/{pid}")
+    doc = json.loads(stored.data)
+    if reserved and evse_uid == NOT_AVAILABLE:
+        if connector_id != NOT_AVAILABLE:
+            raise UnknownPlace(f"{conn_f}: must be {NOT_AVAILABLE} when {evse_f} is")
+        return
+    try:
+        evse = find_evse(doc, evse_uid)
+    except UnknownLocationObject:
+        raise UnknownPlace(f"{evse_f}: Location {location_id!r} has no EVSE {evse_uid!r}") from None
+    if in_service and evse.get("status") == Status.REMOVED.value:
+        raise UnknownPlace(f"{evse_f}: EVSE {evse_uid!r} of Location {location_id!r} is REMOVED")
+    if reserved and connector_id == NOT_AVAILABLE:
+        return
+    try:
+        find_connector(evse, connector_id)
+    except UnknownLocationObject:
+        raise UnknownPlace(f"{conn_f}: EVSE {evse_uid!r} of Location {location_id!r} has no connector "
+                           f"{connector_id!r}") from None
 
 
 def _our_cpo(node: Node) -> tuple[str, str]:
@@ -98,8 +146,13 @@ async def start(
     authorization_reference: str | None = None,
     meter_id: str | None = None,
     status: SessionStatus | str = SessionStatus.ACTIVE,
+    require_place: bool = False,
 ) -> Session:
-    """Create one of our Sessions and queue its PUT to the token's eMSP."""
+    """Create one of our Sessions and queue its PUT to the token's eMSP.
+
+    `require_place`: refuse (UnknownPlace) a Location, EVSE or Connector we
+    do not have, as the admin API does; code that drives a charger may start
+    a session before the Location is published, so it is not the default."""
     cc, pid = _our_cpo(node)
     now = utcnow()
     token = cdr_token if isinstance(cdr_token, CdrToken) else CdrToken.from_wire(cdr_token)
@@ -113,6 +166,9 @@ async def start(
     async with node.engine.begin() as conn:
         if await repo.get(conn, object_key(SESSIONS, session)) is not None:
             raise ValueError(f"session {session.id!r} exists already")
+        if require_place:
+            await check_place(conn, cc, pid, location_id, evse_uid, connector_id,
+                              reserved=session.status is SessionStatus.RESERVATION)
         await publish(conn, SESSIONS, session)
     _notify(node)
     return session
