@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from evroam.background import Background, every
+from evroam.leader import Leadership
 from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
@@ -98,6 +99,8 @@ class Node:
         self.metrics_registry = CollectorRegistry()
         self.lag = LagMonitor(self.engine, self.metrics_registry, alert_s=config.lag_alert_s,
                               interval_s=config.lag_check_s)
+        # Scheduled pulls, lag alerts and pruning: on one process per database.
+        self.leadership = Leadership(self.engine, lead=self._lead, follow=self._follow)
 
     def on(self, event: Any):  # noqa: ANN201
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
@@ -212,7 +215,6 @@ class Node:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
-        self._pruner.start(lambda: every(PRUNE_INTERVAL_S, self._prune, event="call_log.prune_failed"))
         if self.config.run_workers:
             self.start_workers()
         while not self._server.started:
@@ -242,18 +244,29 @@ class Node:
     # --- our own objects and sync ----------------------------------------------------------
 
     def start_workers(self) -> None:
-        """Delivery, scheduled pulls and the sync-lag monitor in this process."""
+        """Delivery in this process; scheduled pulls, the sync-lag monitor and
+        call-log pruning once this process is elected leader (leader.py)."""
         assert self.delivery is not None and self.scheduler is not None, "start() the node first"
         self.delivery.start()
-        self.scheduler.start()
-        self.lag.start()
+        self.leadership.start()
 
     async def stop_workers(self) -> None:
         if self.delivery is not None:
             await self.delivery.stop()
+        await self.leadership.stop()
+        await self._follow()
+
+    async def _lead(self) -> None:
+        assert self.scheduler is not None
+        self.scheduler.start()
+        self.lag.start()
+        self._pruner.start(lambda: every(PRUNE_INTERVAL_S, self._prune, event="call_log.prune_failed"))
+
+    async def _follow(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.lag.stop()
+        await self._pruner.stop()
 
     async def publish(self, module: ObjectModule | str, obj: OcpiModel, *, patch: dict | None = None,
                       sub_path: str | None = None) -> bool:

@@ -22,6 +22,7 @@ from evroam.ocpi.credentials import Credentials, CredentialsRole
 from evroam.ocpi.locations import BusinessDetails
 from evroam.ocpi.status import OcpiError, StatusCode, method_not_allowed
 from evroam.ocpi.versions import SUPPORTED_VERSIONS, Version, VersionDetails, highest_mutual
+from evroam.store import calllog, outbox
 from evroam.store import parties as repo
 from evroam.store.parties import Authenticated, Party
 
@@ -120,17 +121,43 @@ class Handshake:
         party = auth.party
         neg = await self._negotiate_inbound(creds, party, version)
         token_c = new_token()
+        await self._flush_calls()
         async with self.engine.begin() as conn:
             # Token A is single-use: if a concurrent POST consumed it first, this one loses.
             if await repo.drop_token(conn, auth.token_hash) != 1:
                 raise method_not_allowed("already registered: use PUT to update the credentials")
-            await repo.drop_tokens(conn, party.id)
-            await repo.add_token(conn, party.id, token_c, repo.TOKEN_ACTIVE)
-            await repo.update(conn, party.id, status=repo.REGISTERED, initiated_by_us=False,
+            target = await self._fold_into_twin(conn, party, (creds.url,), _roles_json(creds))
+            await repo.drop_tokens(conn, target.id)
+            await repo.add_token(conn, target.id, token_c, repo.TOKEN_ACTIVE)
+            await repo.update(conn, target.id, status=repo.REGISTERED, initiated_by_us=False,
                               token_out=creds.token, versions_url=creds.url, version=neg.version.version.value,
-                              endpoints=_endpoints_json(neg.details), roles=_roles_json(creds))
-        log.info("credentials.registered", party=party.name, version=neg.version.version.value)
+                              endpoints=_endpoints_json(neg.details), roles=_roles_json(creds),
+                              allow_raw_token=party.allow_raw_token)
+        log.info("credentials.registered", party=target.name, version=neg.version.version.value)
         return self.our_credentials(token_c)
+
+    async def _fold_into_twin(self, conn, new: Party, urls: tuple[str | None, ...],  # noqa: ANN001
+                              roles: list[dict]) -> Party:
+        """A registration by a party we already hold replaces that partner's
+        credentials instead of creating a second partner: the existing one
+        keeps its name, its outbox, its sync state and what it sent us. The
+        new registration's own row (an invite's, or our POST's placeholder)
+        is dropped. Returns the partner the registration belongs to."""
+        twin = await repo.registered_twin(conn, urls, roles, exclude=new.id)
+        if twin is None:
+            return new
+        await repo.drop_tokens(conn, twin.id)
+        await repo.move_tokens(conn, new.id, twin.id)
+        await calllog.reassign(conn, new.id, twin.id)
+        await repo.delete(conn, new.id)
+        log.info("credentials.reregistered", party=twin.name, replaced=new.name)
+        return twin
+
+    async def _flush_calls(self) -> None:
+        # The handshake's calls are logged under the new registration's row;
+        # written out first, they move with it if it is folded into a twin.
+        if self.client.call_log is not None:
+            await self.client.call_log.flush()
 
     async def accept_update(self, auth: Authenticated, creds: Credentials, version: str) -> Credentials:
         party = auth.party
@@ -150,7 +177,7 @@ class Handshake:
         return self.our_credentials(token_c)
 
     async def accept_unregistration(self, auth: Authenticated) -> None:
-        await self._forget(auth.party.id)
+        await self._forget(auth.party)
         log.info("credentials.unregistered_by_partner", party=auth.party.name)
 
     async def _negotiate_inbound(self, creds: Credentials, party: Party, version: str) -> Negotiated:
@@ -205,13 +232,17 @@ class Handshake:
             if isinstance(exc, PartnerError):
                 raise HandshakeError(exc.partner_status or exc.status_code, exc.message) from None
             raise
+        await self._flush_calls()
         async with self.engine.begin() as conn:
-            final_name = await _unique_name(conn, name or _name_for(theirs))
-            await repo.promote_pending(conn, party_id)
-            await repo.update(conn, party_id, name=final_name, status=repo.REGISTERED, token_out=theirs.token,
-                              version=neg.version.version.value, endpoints=_endpoints_json(neg.details),
-                              roles=_roles_json(theirs), versions_url=theirs.url)
-            party = await repo.get(conn, party_id)
+            placeholder = await repo.get(conn, party_id)
+            target = await self._fold_into_twin(conn, placeholder, (versions_url, theirs.url), _roles_json(theirs))
+            final_name = target.name if target.id != party_id else await _unique_name(conn, name or _name_for(theirs))
+            await repo.promote_pending(conn, target.id)
+            await repo.update(conn, target.id, name=final_name, status=repo.REGISTERED, initiated_by_us=True,
+                              token_out=theirs.token, version=neg.version.version.value,
+                              endpoints=_endpoints_json(neg.details), roles=_roles_json(theirs),
+                              versions_url=theirs.url, allow_raw_token=raw_token)
+            party = await repo.get(conn, target.id)
         log.info("credentials.registered_with", party=final_name, version=neg.version.version.value)
         return party
 
@@ -263,13 +294,17 @@ class Handshake:
                                f"{result.envelope.status_message or ''}")
             except PartnerError as exc:
                 warning = f"partner not told: {exc.message}"
-        await self._forget(party.id)
+        await self._forget(party)
         return warning
 
-    async def _forget(self, party_id: int) -> None:
+    async def _forget(self, party: Party) -> None:
         async with self.engine.begin() as conn:
-            await repo.drop_tokens(conn, party_id)
-            await repo.update(conn, party_id, status=repo.UNREGISTERED, token_out=None)
+            await repo.drop_tokens(conn, party.id)
+            await repo.update(conn, party.id, status=repo.UNREGISTERED, token_out=None)
+            # Nothing will take them any more: left pending they would show as a growing lag.
+            dropped = await outbox.drop_party(conn, party.id)
+        if dropped:
+            log.info("credentials.deliveries_dropped", party=party.name, deliveries=dropped)
 
     async def _registered(self, name: str) -> Party:
         async with self.engine.connect() as conn:

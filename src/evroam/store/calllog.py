@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.background import Background, every
 from evroam.ocpi.types import utcnow
@@ -89,6 +89,11 @@ async def prune(engine: AsyncEngine, retention_days: int) -> int:
     async with engine.begin() as conn:
         result = await conn.execute(call_log.delete().where(call_log.c.at < cutoff))
     return result.rowcount or 0
+
+
+async def reassign(conn: AsyncConnection, from_id: int, to_id: int) -> None:
+    """A registration folded into the partner we already held keeps its calls there."""
+    await conn.execute(call_log.update().where(call_log.c.party_id == from_id).values(party_id=to_id))
 
 
 async def recent(engine: AsyncEngine, party_id: int | None = None, limit: int = 20) -> list[dict]:

@@ -178,6 +178,17 @@ async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) 
     return False
 
 
+async def drop_party(conn: AsyncConnection, party_id: int) -> int:
+    """Forget every delivery (pending or dead) to a partner that left: nothing
+    will ever take them, and they would show as a growing lag."""
+    result = await conn.execute(outbox.delete().where(outbox.c.party_id == party_id))
+    return result.rowcount or 0
+
+
+async def drop(conn: AsyncConnection, d: Delivery) -> None:
+    await conn.execute(outbox.delete().where(outbox.c.id == d.id))
+
+
 def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(cap_s, base_s * (2 ** max(0, attempts - 1))))

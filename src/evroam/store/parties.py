@@ -78,6 +78,31 @@ async def list_all(conn: AsyncConnection) -> list[Party]:
     return [Party.from_row(r) for r in rows]
 
 
+def _url_key(url: str | None) -> str | None:
+    return url.rstrip("/").lower() if url else None
+
+
+def _role_keys(roles: list[dict[str, Any]] | None) -> set[str]:
+    return {(r["country_code"] + "/" + r["party_id"]).upper() for r in roles or ()}
+
+
+async def registered_twin(conn: AsyncConnection, versions_urls: tuple[str | None, ...],
+                          roles: list[dict[str, Any]], exclude: int) -> Party | None:
+    """The REGISTERED partner (other than `exclude`) that is the same party as
+    a new registration: same versions URL, or a country_code/party_id in common.
+
+    A match on the URL wins over one on the roles, then the oldest partner.
+    UNREGISTERED partners are history, not partners we hold: never matched.
+    """
+    urls = {k for k in map(_url_key, versions_urls) if k}
+    keys = _role_keys(roles)
+    held = [p for p in await list_all(conn) if p.status == REGISTERED and p.id != exclude]
+    by_url = [p for p in held if _url_key(p.versions_url) in urls]
+    if by_url:
+        return by_url[0]
+    return next((p for p in held if _role_keys(p.roles) & keys), None)
+
+
 async def create(conn: AsyncConnection, *, name: str, status: str, initiated_by_us: bool,
                  allow_raw_token: bool = False, versions_url: str | None = None) -> int:
     now = utcnow()
@@ -111,6 +136,10 @@ async def drop_tokens(conn: AsyncConnection, party_id: int, kinds: tuple[str, ..
     if kinds is not None:
         stmt = stmt.where(party_tokens.c.kind.in_(kinds))
     await conn.execute(stmt)
+
+
+async def move_tokens(conn: AsyncConnection, from_id: int, to_id: int) -> None:
+    await conn.execute(party_tokens.update().where(party_tokens.c.party_id == from_id).values(party_id=to_id))
 
 
 async def promote_pending(conn: AsyncConnection, party_id: int) -> None:

@@ -40,6 +40,7 @@ class Outcome:
     error: str | None  # None: delivered (or found already held by the partner)
     unsure: bool = False  # the attempt may have reached the partner all the same
     whole: str | None = None  # the whole document the partner now holds, if known
+    gone: bool = False  # the partner left: the delivery is dropped, not retried
 
 
 @dataclass(slots=True)
@@ -107,7 +108,9 @@ class DeliveryWorker:
         # milliseconds; an unsure one is checked at the partner before it is
         # sent again (`_attempt`).
         async with self.engine.begin() as conn:
-            if outcome.error is None:
+            if outcome.gone:
+                await outbox.drop(conn, d)
+            elif outcome.error is None:
                 await outbox.complete(conn, d, outcome.whole)
                 self.delivered += 1
             else:
@@ -123,7 +126,10 @@ class DeliveryWorker:
                 stored = await objects.get_by_pk(conn, d.object_pk)
             if party is not None:
                 self._names[party.id] = party.name
-            if party is None or party.status != party_repo.REGISTERED or not party.token_out:
+            if party is None or party.status == party_repo.UNREGISTERED:
+                # Queued by a publish that raced the partner's removal, which drops the rest.
+                return Outcome("partner unregistered", gone=True)
+            if party.status != party_repo.REGISTERED or not party.token_out:
                 return Outcome("partner not registered", d.unsure)
             if stored is None:
                 return Outcome("object vanished", d.unsure)

@@ -7,9 +7,11 @@ heals that, and the full pull also marks what the partner no longer has as
 stale. A partner seen for the first time gets a full pull after
 `pull_initial_delay_s` (the initial sync after registration).
 
-Several processes may run this on PostgreSQL (`evroam worker` ×N): a pull
-takes an advisory lock, and a delta pull another process attempted recently
-is skipped, so partners are not pulled N times.
+The scheduler runs only on the elected leader among the processes sharing
+the database (evroam/leader.py). A pull still takes an advisory lock, and a
+delta pull another process made recently is skipped, because an operator's
+`evroam sync pull` may run beside it, and a new leader may overlap the old
+one's last pull.
 """
 
 from __future__ import annotations
