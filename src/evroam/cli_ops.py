@@ -199,7 +199,8 @@ def sync_pull(
         err.print(f"[yellow]{partner} sends nothing this node receives[/yellow]")
     if as_json:
         out = [{"module": r.module, "full": r.full, "stored": r.stored, "kept_newer": r.kept_newer,
-                "invalid": r.invalid, "foreign": r.foreign, "marked_stale": r.marked_stale, "error": r.error}
+                "invalid": r.invalid, "foreign": r.foreign, "marked_stale": r.marked_stale, "error": r.error,
+                "paging": r.paging}
                for r in results]
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
@@ -211,6 +212,8 @@ def sync_pull(
                           str(len(r.invalid)), str(r.foreign), str(r.marked_stale), r.error or "")
         console.print(table)
         for r in results:
+            if r.paging:
+                err.print(f"{r.module}: {r.paging}", markup=False, soft_wrap=True)
             for line in r.invalid[:5]:
                 err.print(f"{r.module} {line}", markup=False, soft_wrap=True)
     if any(r.error for r in results):

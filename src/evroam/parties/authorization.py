@@ -39,11 +39,9 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from evroam.client.ocpi import OcpiClient, PartnerError
-from evroam.ocpi.base import error_text
+from evroam.client.ocpi import OcpiClient, PartnerError, UnusableReply
 from evroam.ocpi.common import Role
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.modules import TOKENS
@@ -249,9 +247,9 @@ async def _ask(node: Any, client: OcpiClient, party: Party, uid: str, type_: str
     if status >= 2000:
         raise _Refused(f"the eMSP refused the request: HTTP {http}, OCPI {status} {message}".rstrip())
     try:
-        info = AuthorizationInfo.from_wire(result.data)
-    except ValidationError as exc:
-        raise _NoAnswer(f"invalid AuthorizationInfo: {error_text(exc)[:300]}") from None
+        info = result.one(AuthorizationInfo)
+    except UnusableReply as exc:
+        raise _NoAnswer(f"unusable answer (HTTP {http}, OCPI {status}): {exc}") from None
     if ci_key(info.token.uid) == ci_key(uid) and info.token.type.value == type_:
         await _remember(node, party, info.token)
     else:

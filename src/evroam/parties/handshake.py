@@ -98,11 +98,12 @@ class Handshake:
                                  f"no common version: partner offers {offered}, we need {wanted}")
         try:
             result = await self.client.get_ok(chosen.url, token, party_id=party_id, raw_token=raw_token)
-            details = VersionDetails.from_wire(result.data if isinstance(result.data, dict) else {})
+            data = result.single()
+            details = VersionDetails.from_wire(data if isinstance(data, dict) else {})
         except PartnerError as exc:
             raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"cannot use the version details: {exc.message}")
         except ValidationError as exc:
-            if not (isinstance(result.data, dict) and result.data.get("endpoints") == []):
+            if not (isinstance(data, dict) and data.get("endpoints") == []):
                 raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE,
                                      f"version details are invalid: {error_text(exc)}")
             raise HandshakeError(StatusCode.NO_MATCHING_ENDPOINTS, "version details list no endpoints")
@@ -330,7 +331,8 @@ def _credentials_from(result, verb: str) -> Credentials:  # noqa: ANN001
             status_code=result.status_code, http_status=result.http_status, partner_status=result.status_code,
         )
     try:
-        return Credentials.from_wire(result.data if isinstance(result.data, dict) else {})
+        data = result.single()
+        return Credentials.from_wire(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         raise PartnerError(f"credentials {verb} returned invalid credentials: {error_text(exc)}") from None
 

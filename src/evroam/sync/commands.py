@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from evroam.client.ocpi import OcpiClient, PartnerError
+from evroam.client.ocpi import OcpiClient, PartnerError, UnusableReply
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.chargingprofiles import (
     ActiveChargingProfile,
@@ -201,11 +201,12 @@ async def _track_and_send(node: Node, party: Party, uid: str, kind: str, type_: 
         return
     response = None
     problem = ""
-    if isinstance(res.data, dict):
-        try:
-            response = response_model.from_wire(res.data)
-        except ValidationError as exc:
-            problem = "; invalid response: " + error_text(exc)[:300]
+    try:
+        response = res.one(response_model)
+    except UnusableReply as exc:
+        if 200 <= res.http_status < 300:
+            # A success status with no usable answer: say what was wrong with it.
+            problem = f", but the answer is unusable: {exc}"
     note = f"OCPI {res.status_code} {res.envelope.status_message or ''}".rstrip()
     async with node.engine.begin() as conn:
         if response is not None and 200 <= res.http_status < 300:

@@ -204,7 +204,7 @@ class DeliveryWorker:
             result = await self._call(party, req, "GET", req.url)
         except PartnerError:
             return None
-        data = result.data
+        data = result.single()
         if not result.ok() or not isinstance(data, dict) or "last_updated" not in data:
             # 404 / 2003: the partner lacks the object, so the lost attempt
             # did not land. Anything else: it cannot be told; send.

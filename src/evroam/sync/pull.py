@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from evroam.client.ocpi import OcpiClient, PartnerError
+from evroam.client.ocpi import OcpiClient, Paging, PartnerError
 from evroam.ocpi.base import error_text
 from evroam.ocpi.modules import OBJECT_MODULES
 from evroam.ocpi.types import ci_key, format_datetime, utcnow
@@ -43,6 +43,9 @@ class PullResult:
     foreign: int = 0
     marked_stale: int = 0
     error: str | None = None
+    # Set when the partner's Link could not be followed and we paged with
+    # offset/limit instead: the pull is complete all the same, but says how.
+    paging: str | None = None
 
 
 async def last_success(engine: AsyncEngine, party_id: int, module: str) -> datetime | None:
@@ -92,9 +95,10 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
         params["date_from"] = format_datetime(EPOCH)  # required by the Sessions Sender
     owners = {(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in party.roles or ()}
     seen: set[int] = set()
+    paging = Paging()
     try:
-        async for page in client.paginate(url, party.token_out, params=params or None, party_id=party.id,
-                                          raw_token=party.allow_raw_token):
+        async for page in client.paginate(url, party.token_out, params=params or None, paging=paging,
+                                          party_id=party.id, raw_token=party.allow_raw_token):
             rows = {}
             for i, raw in enumerate(page):
                 try:
@@ -125,9 +129,11 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
                         await hooks.fire(Received(f"received.{module_id}"), row[4], party)
     except PartnerError as exc:
         result.error = exc.message
+        result.paging = paging.fallback
         await _record(engine, party.id, module_id, last_attempt_at=started, last_error=exc.message)
         log.warning("pull.failed", party=party.name, module=module_id, error=exc.message)
         return result
+    result.paging = paging.fallback
     if full:
         # All pages together are the new truth: what is missing is no longer valid.
         async with engine.begin() as conn:

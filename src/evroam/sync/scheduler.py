@@ -162,7 +162,8 @@ class PullScheduler:
         if result is not None:
             self.results = [*self.results[-99:], (party.name, result)]
             log.info("sync.pull", partner=party.name, module=module, full=full, stored=result.stored,
-                     invalid=len(result.invalid), marked_stale=result.marked_stale, error=result.error)
+                     invalid=len(result.invalid), marked_stale=result.marked_stale, error=result.error,
+                     paging=result.paging)
         delta_s = min(self.interval_s, RETRY_S) if failed else self.interval_s
         due.delta = now + timedelta(seconds=jittered(delta_s))
         if full:
