@@ -148,8 +148,6 @@ async def tokens(pair):  # noqa: ANN001, ANN201
     return pair
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 2.2: the partner's AuthorizationInfo comes in a list; "
-                          "today a valid ALLOWED answer denies the token", strict=True)
 async def test_authorize_a_valid_token(tokens):
     node, p, party = tokens
     d = await node.authorize("VALID-1", "RFID", location_id="LOC1")
@@ -158,8 +156,6 @@ async def test_authorize_a_valid_token(tokens):
     assert asked["token_uid"] == "valid-1" and asked["location_reference"]["location_id"] == "loc1"
 
 
-@pytest.mark.xfail(reason="pending issue 8 point 2.2: the partner's AuthorizationInfo comes in a list",
-                   strict=True)
 async def test_authorize_a_blocked_token(tokens):
     node, p, party = tokens
     d = await node.authorize("BLOCKED-1", "RFID")
