@@ -33,6 +33,10 @@ from evroam.store.parties import Party
 from evroam.store.tables import OURS
 
 
+SAME = "same version as stored"
+OLDER = "older than the stored version; kept"
+
+
 def ctx_of(request: Request) -> ServerContext:
     return request.app.state.ctx
 
@@ -112,7 +116,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
         # one (peers replaying queued pushes after an outage did exactly that).
         if stored is not None and (stored.last_updated > obj.last_updated or stored.data == data):
             request.state.applied = False
-            message = "same version as stored" if stored.data == data else "older than the stored version; kept"
+            message = SAME if stored.data == data else OLDER
             return ocpi_response(status_message=message, headers=routing_response_headers(request)), obj, auth.party
         _, created = await repo.save(conn, key, stored, data, obj.last_updated, ref_key=ref_key)
     request.state.applied = True
