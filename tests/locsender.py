@@ -50,6 +50,10 @@ def location(at: str, lid: str = "LOC1") -> dict[str, Any]:
             "evses": [evse("E0", at), evse("E1", at)], "time_zone": "Europe/Amsterdam", "last_updated": at}
 
 
+def _method(kind: str) -> str:
+    return "PUT" if kind.endswith("_put") else "PATCH"
+
+
 def _set(obj: dict[str, Any], changes: dict[str, Any]) -> None:
     for k, v in changes.items():
         if v is None:
@@ -92,7 +96,7 @@ class Sender:
             _set(self.state, changes)
             self.state["last_updated"] = at
             body = copy.deepcopy(self.state) if kind == "loc_put" else {**changes, "last_updated": at}
-            self.messages.append(Message(kind[-3:].upper(), (), body))
+            self.messages.append(Message(_method(kind), (), body))
             return
         if kind == "new_evse":
             uid = f"E{len(self.state['evses'])}"
@@ -105,7 +109,7 @@ class Sender:
             _set(e, changes)
             e["last_updated"] = self.state["last_updated"] = at
             body = copy.deepcopy(e) if kind == "evse_put" else {**changes, "last_updated": at}
-            self.messages.append(Message(kind[-3:].upper(), (uid,), body))
+            self.messages.append(Message(_method(kind), (uid,), body))
             return
         if kind == "new_connector":
             cid = str(len(e["connectors"]) + 1)
@@ -118,7 +122,7 @@ class Sender:
         _set(c, changes)
         c["last_updated"] = e["last_updated"] = self.state["last_updated"] = at
         body = copy.deepcopy(c) if kind == "conn_put" else {**changes, "last_updated": at}
-        self.messages.append(Message(kind[-3:].upper(), (uid, cid), body))
+        self.messages.append(Message(_method(kind), (uid, cid), body))
 
     @staticmethod
     def _draw(draw: Any, fields: dict[str, Any], *, patch: bool) -> dict[str, Any]:  # noqa: ANN401

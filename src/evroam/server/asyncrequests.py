@@ -526,13 +526,20 @@ async def expire_overdue(engine: AsyncEngine) -> int:
 
 
 async def store_active_profile(engine: AsyncEngine, party: Party, who: tuple[str, str] | None, session_id: str,
-                               profile: ActiveChargingProfile) -> bool:
+                               profile: ActiveChargingProfile) -> bool | None:
     """eMSP/SCSP: keep the latest ActiveChargingProfile a CPO PUT for a
-    session; True when it is the first for that session."""
+    session; True when it is the first for that session, None when the one
+    stored was calculated later (`start_date_time`, "Date and time at which
+    the Charge Point has calculated this ActiveChargingProfile", is its
+    version) and is kept."""
     cc, pid = who or next(((r["country_code"], r["party_id"]) for r in party.roles or ()), ("", ""))
+    key = ObjectKey(ACTIVE_PROFILES, party.id, cc, pid, session_id)
+    data = profile.to_json_bytes().decode()
     async with engine.begin() as conn:
-        _, created = await objects.upsert(conn, ObjectKey(ACTIVE_PROFILES, party.id, cc, pid, session_id),
-                                          profile.to_json_bytes().decode(), profile.start_date_time)
+        stored = await objects.get(conn, key, for_update=True)
+        if stored is not None and stored.last_updated > profile.start_date_time:
+            return None
+        _, created = await objects.save(conn, key, stored, data, profile.start_date_time)
     return created
 
 

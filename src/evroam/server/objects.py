@@ -124,7 +124,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
 
 
 def applied(request: Request) -> bool:
-    """False when the last receiver_put kept the stored version (no hook then)."""
+    """False when the last receiver_put or receiver_patch kept the stored version (no hook then)."""
     return getattr(request.state, "applied", True)
 
 
@@ -141,12 +141,19 @@ async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: s
         if stored is None:
             # A PATCH never creates: the client is to GET, then PUT.
             raise not_found(f"unknown {module.id[:-1]} {cc}/{pid}/{oid}: PUT it first")
+        if parse_datetime(patch["last_updated"]) < stored.last_updated:
+            # An older PATCH is a no-op, as an older PUT is: a late PATCH must
+            # not re-validate a token that a newer version blocked.
+            request.state.applied = False
+            return (ocpi_response(status_message=OLDER, headers=routing_response_headers(request)),
+                    module.model.from_wire(stored.data), auth.party)
         current = json.loads(stored.data)
         merged = merge(current, patch) if merge else {**current, **patch}
         obj = validate_merged(module.model, merged)
         check_identity(obj, module, cc, pid, oid)
         await repo.save(conn, key, stored, obj.to_json_bytes().decode(), obj.last_updated,
                         ref_key=ref_key_of(obj) if ref_key_of else None)
+    request.state.applied = True
     return respond(request), obj, auth.party
 
 

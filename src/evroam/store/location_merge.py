@@ -341,6 +341,8 @@ def receive(held: Held | None, method: str, body: dict[str, Any], evse_uid: str 
     addressed object was created. Raises UnknownLocationObject when the
     addressed object (for a PUT: its parent) is unknown; only a Location
     PUT creates a Location."""
+    if method not in (PUT, PATCH):
+        raise ValueError(f"method {method!r}: a Receiver takes PUT or PATCH")
     if held is None:
         if method == PUT and evse_uid is None:
             return new_location(body), True
