@@ -8,36 +8,8 @@ from evroam.ocpi.headers import encode_token
 from evroam.store import calllog
 from evroam.store import parties as repo
 
-CPO = [("CPO", "NL", "CPO")]
-EMSP = [("EMSP", "DE", "EMS")]
-
-
-async def call(method: str, url: str, token: str | None, body: object = None, raw: bytes | None = None):
-    headers = {}
-    if token is not None:
-        headers["Authorization"] = encode_token(token)
-    async with aiohttp.ClientSession() as s:
-        kw = {}
-        if raw is not None:
-            kw["data"] = raw
-            headers["Content-Type"] = "application/json"
-        elif body is not None:
-            kw["json"] = body
-        async with s.request(method, url, headers=headers, **kw) as r:
-            return r.status, await r.json(content_type=None), r.headers
-
-
-async def registered_pair(cluster):
-    cpo = await cluster.node("cpo", CPO)
-    emsp = await cluster.node("emsp", EMSP)
-    token_a, versions_url = await cpo.handshake.invite("emsp")
-    party = await emsp.handshake.register(versions_url, token_a)
-    return cpo, emsp, token_a, party
-
-
-async def party_named(node, name):
-    async with node.engine.connect() as conn:
-        return await repo.by_name(conn, name)
+# Kept importable from here for the modules that import them from this one.
+from tests.pair import CPO, EMSP, call, party_named, registered_pair  # noqa: F401
 
 
 async def test_registration_a_b_c(cluster):

@@ -530,22 +530,29 @@ async def expire_overdue(engine: AsyncEngine) -> int:
 
 
 async def store_active_profile(engine: AsyncEngine, party: Party, who: tuple[str, str] | None, session_id: str,
-                               profile: ActiveChargingProfile) -> bool:
+                               profile: ActiveChargingProfile) -> bool | None:
     """eMSP/SCSP: keep the latest ActiveChargingProfile a CPO PUT for a
-    session; True when it is the first for that session.
+    session; True when it is the first for that session, None when the one
+    stored was calculated later (`start_date_time`, "Date and time at which
+    the Charge Point has calculated this ActiveChargingProfile", is its
+    version) and is kept.
 
     The session must be one this partner sent us, and under `who` when the
     request named the session's CPO (a believed OCPI-from): 404 otherwise,
     writing nothing. The profile is kept under the session's own
     country_code/party_id, never under a value taken from a header."""
     async with engine.begin() as conn:
-        stored = await objects.find_any_owner(conn, "sessions", session_id, party.id)
-        doc = json.loads(stored.data) if stored is not None else None
+        session = await objects.find_any_owner(conn, "sessions", session_id, party.id)
+        doc = json.loads(session.data) if session is not None else None
         if doc is None or (who is not None and (ci_key(doc["country_code"]), ci_key(doc["party_id"]))
                            != (ci_key(who[0]), ci_key(who[1]))):
             raise not_found(f"unknown session {session_id!r}")
         key = ObjectKey(ACTIVE_PROFILES, party.id, doc["country_code"], doc["party_id"], session_id)
-        _, created = await objects.upsert(conn, key, profile.to_json_bytes().decode(), profile.start_date_time)
+        stored = await objects.get(conn, key, for_update=True)
+        if stored is not None and stored.last_updated > profile.start_date_time:
+            return None
+        _, created = await objects.save(conn, key, stored, profile.to_json_bytes().decode(),
+                                        profile.start_date_time)
     return created
 
 

@@ -40,7 +40,8 @@ from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.commands import answer, caller_of, callbacks_of
-from evroam.server.objects import ctx_of, respond
+from evroam.server.objects import OLDER, ctx_of, respond
+from evroam.server.responses import ocpi_response
 from evroam.store.commands import CHARGING_PROFILES
 from evroam.store.parties import Party
 
@@ -132,6 +133,9 @@ async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
     # The session's CPO, if the request names it believably (server/routing.py).
     who = routing.honoured_from(auth.party, routing.claimed(request).from_key)
     created = await store_active_profile(ctx_of(request).engine, auth.party, who, p.session_id, profile)
+    if created is None:
+        # A profile calculated before the one we hold arrived late: success, no change, no hook.
+        return ocpi_response(status_message=OLDER)
     await ctx_of(request).hooks.fire(ChargingProfileEvent.ACTIVE_PROFILE, p.session_id, profile, auth.party)
     return respond(request, http_status=201 if created else 200)
 

@@ -17,13 +17,13 @@ apps, and out of scope here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.ocpi.base import dumps
+from evroam.ocpi.base import dumps, error_text
 from evroam.ocpi.locations import EVSE, Connector, Location
 from evroam.ocpi.modules import LOCATIONS
 from evroam.ocpi.status import invalid, not_found
@@ -36,13 +36,13 @@ from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Authenticated
+from evroam.store import location_merge as merge
 from evroam.store.locations import (
     LocationLimits,
+    UnknownLocationObject,
     duplicate_connector_ids,
     find_connector,
     find_evse,
-    index_of,
-    later,
     location_lock,
     refusal,
 )
@@ -55,8 +55,7 @@ EVSE_PATH = "/{location_id}/{evse_uid}"
 CONN = "/{location_id}/{evse_uid}/{connector_id}"
 RX = "/{country_code}/{party_id}"
 
-SAME = "same version as stored"
-OLDER = "older than the stored version; kept"
+SAME, OLDER = common.SAME, common.OLDER
 
 
 def _find_evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
@@ -147,59 +146,74 @@ async def rx_get_connector(request: Request, country_code: str, party_id: str, l
 
 
 # --- Receiver: writes ---------------------------------------------------------------------------
-
-# Changes the stored Location document in place. Returns True when it created
-# the addressed EVSE or Connector (201), False when it replaced or merged it,
-# or a message when the stored version was kept (a repeated or older push).
-Change = Callable[[dict[str, Any]], bool | str]
-
-
-def _kept(current: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """Delivery is at-least-once: the same version again is a no-op, and an
-    older one never overwrites a newer one (as server/objects.receiver_put)."""
-    if current == new:
-        return SAME
-    if parse_datetime(current["last_updated"]) > parse_datetime(new["last_updated"]):
-        return OLDER
-    return None
+#
+# Messages may arrive in any order (at-least-once delivery, several
+# connections): each is merged level by level and field by field, as
+# docs/ordering.md describes (evroam.store.location_merge). A message that
+# changes nothing, being older than what is stored or the same again, is
+# answered with success and fires no hook.
 
 
-async def _write(request: Request, auth: Authenticated, cc: str, pid: str, location_id: str,
-                 change: Change | None = None, location: Location | None = None, patch: bool = False) -> Response:
-    """Store a whole `location` (PUT) or apply `change` to the stored one.
-    A change never creates its Location: an unknown one is 404. The Location
-    that results is validated as a whole before anything is written."""
+async def _write(request: Request, auth: Authenticated, cc: str, pid: str, location_id: str, method: str,
+                 body: dict[str, Any], evse_uid: str | None = None, connector_id: str | None = None) -> Response:
+    """Merge one message into the stored Location. Only a Location PUT
+    creates a Location: anything else for an unknown one is 404. The
+    Location that results is validated as a whole before anything is
+    written."""
     ctx = common.ctx_of(request)
     key = ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id)
-    if location is not None:
-        # Judged on its own, so before the transaction: its lock is held no longer than needed.
-        _check(location, cc, pid, location_id, ctx.location_limits)
-        data = location.to_json_bytes().decode()
     async with location_lock(id(ctx.engine), auth.party.id, cc, pid, location_id):
         async with ctx.engine.begin() as conn:
             stored = await repo.get(conn, key, for_update=True)
-            if location is not None:
-                outcome: bool | str = stored is None
-                if stored is not None and stored.data == data:
-                    outcome = SAME
-                elif stored is not None and stored.last_updated > location.last_updated:
-                    outcome = OLDER
-            else:
-                assert change is not None
-                if stored is None:
-                    raise not_found(f"unknown location {cc}/{pid}/{location_id}" + (": PUT it first" if patch else ""))
-                doc = json.loads(stored.data)
-                outcome = change(doc)
-                if not isinstance(outcome, str):
-                    location = common.validate_merged(Location, doc) if patch else Location.from_wire(doc)
-                    _check(location, cc, pid, location_id, ctx.location_limits)
-                    data = location.to_json_bytes().decode()
-            if isinstance(outcome, str):
-                return ocpi_response(status_message=outcome)
-            assert location is not None
-            await repo.save(conn, key, stored, data, location.last_updated)
+            before = merge.load(stored.data, stored.note) if stored is not None else None
+            try:
+                held, created = merge.receive(before, method, body, evse_uid, connector_id)
+            except UnknownLocationObject as exc:
+                what = f"unknown location {cc}/{pid}/{location_id}" if before is None else str(exc)
+                raise not_found(what + (": PUT it first" if method == merge.PATCH else "")) from None
+            location = _validated(held.doc, method, evse_uid, connector_id)
+            _check(location, cc, pid, location_id, ctx.location_limits)
+            data = location.to_json_bytes().decode()
+            note = merge.dump_versions(held, data)
+            if stored is not None and stored.data == data:
+                if note != stored.note:
+                    # Nothing to show, but a late message must be judged against these versions.
+                    await repo.save(conn, key, stored, data, location.last_updated, note=note)
+                return ocpi_response(status_message=_kept(before, body, evse_uid, connector_id))
+            await repo.save(conn, key, stored, data, location.last_updated, note=note)
     await ctx.hooks.fire(Received.LOCATION, location, auth.party)
-    return common.respond(request, http_status=201 if outcome else 200)
+    return common.respond(request, http_status=201 if created else 200)
+
+
+def _validated(doc: dict[str, Any], method: str, evse_uid: str | None, connector_id: str | None) -> Location:
+    """The merged Location; a PATCH that makes it invalid is 2001 naming the
+    field of the object the URL addresses."""
+    if method == merge.PATCH:
+        if evse_uid is not None:
+            target = _target(doc, evse_uid, connector_id)
+            if target is not None:
+                common.validate_merged(EVSE if connector_id is None else Connector, target)
+        return common.validate_merged(Location, doc)
+    try:
+        return Location.from_wire(doc)
+    except ValidationError as exc:
+        raise invalid("the Location merged with the one we hold is invalid: " + error_text(exc)) from None
+
+
+def _target(doc: dict[str, Any], evse_uid: str | None, connector_id: str | None) -> dict[str, Any] | None:
+    """The object a URL addresses; None for a Connector a newer EVSE removed."""
+    try:
+        target = doc if evse_uid is None else find_evse(doc, evse_uid)
+        return target if connector_id is None else find_connector(target, connector_id)
+    except UnknownLocationObject:
+        return None
+
+
+def _kept(before: merge.Held | None, body: dict[str, Any], evse_uid: str | None, connector_id: str | None) -> str:
+    target = _target(before.doc, evse_uid, connector_id) if before is not None else None
+    if target is None or parse_datetime(body["last_updated"]) < parse_datetime(target["last_updated"]):
+        return OLDER
+    return SAME
 
 
 def _check(location: Location, cc: str, pid: str, location_id: str, limits: LocationLimits) -> None:
@@ -214,11 +228,25 @@ def _same_id(field: str, value: object, expected: str) -> None:
         raise invalid(f"{field}: {value!r} in the body differs from {expected!r} in the URL")
 
 
+def _whole(patch: dict[str, Any], field: str, model: type[EVSE] | type[Connector]) -> None:
+    """The EVSEs of a Location PATCH, or the Connectors of an EVSE PATCH, are
+    whole objects, each merged as a PUT of it; ones not listed stay."""
+    if field not in patch:
+        return
+    items = patch[field]
+    if not isinstance(items, list) or (model is Connector and not items):
+        raise invalid(f"{field}: a PATCH lists whole {model.__name__} objects to add or replace"
+                      + (" (an EVSE has at least one)" if model is Connector else ""))
+    patch[field] = [common.validate_merged(model, item).to_wire() for item in items]
+
+
 @receiver.put(RX + LOC)
 async def rx_put_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
     auth = await _auth(request, country_code, party_id)
     location = await parse_body(request, Location)
-    return await _write(request, auth, country_code, party_id, location_id, location=location)
+    # Judged on its own, so before the transaction: its lock is held no longer than needed.
+    _check(location, country_code, party_id, location_id, common.ctx_of(request).location_limits)
+    return await _write(request, auth, country_code, party_id, location_id, merge.PUT, location.to_wire())
 
 
 @receiver.put(RX + EVSE_PATH)
@@ -230,22 +258,7 @@ async def rx_put_evse(request: Request, country_code: str, party_id: str, locati
     dup = duplicate_connector_ids(evse)
     if dup:
         raise invalid(dup)
-    wire = evse.to_wire()
-
-    def change(doc: dict[str, Any]) -> bool | str:
-        evses = doc.setdefault("evses", [])
-        i = index_of(evses, "uid", evse_uid)
-        if i is None:
-            evses.append(wire)
-        else:
-            kept = _kept(evses[i], wire)
-            if kept:
-                return kept
-            evses[i] = wire
-        doc["last_updated"] = later(doc["last_updated"], wire["last_updated"])
-        return i is None
-
-    return await _write(request, auth, country_code, party_id, location_id, change)
+    return await _write(request, auth, country_code, party_id, location_id, merge.PUT, evse.to_wire(), evse_uid)
 
 
 @receiver.put(RX + CONN)
@@ -254,51 +267,17 @@ async def rx_put_connector(request: Request, country_code: str, party_id: str, l
     auth = await _auth(request, country_code, party_id)
     connector = await parse_body(request, Connector)
     _same_id("id", connector.id, connector_id)
-    wire = connector.to_wire()
-
-    def change(doc: dict[str, Any]) -> bool | str:
-        evse = _find_evse(doc, evse_uid)  # a Connector under an unknown EVSE: 404 (ocpi/ocpi#406)
-        j = index_of(evse["connectors"], "id", connector_id)
-        if j is None:
-            evse["connectors"].append(wire)
-        else:
-            kept = _kept(evse["connectors"][j], wire)
-            if kept:
-                return kept
-            evse["connectors"][j] = wire
-        evse["last_updated"] = later(evse["last_updated"], wire["last_updated"])
-        doc["last_updated"] = later(doc["last_updated"], wire["last_updated"])
-        return j is None
-
-    return await _write(request, auth, country_code, party_id, location_id, change)
-
-
-def _merge(current: dict[str, Any], patch: dict[str, Any], model: type[EVSE] | type[Connector] | None = None
-           ) -> dict[str, Any] | str:
-    """The patched object in wire form, or why the stored one is kept. The
-    result is validated here, so a 2001 names the field of the object the
-    URL addresses."""
-    merged: dict[str, Any] = {**current, **patch}
-    if model is not None:
-        merged = common.validate_merged(model, merged).to_wire()
-    return _kept(current, merged) or merged
+    # A Connector under an unknown EVSE: 404 (ocpi/ocpi#406).
+    return await _write(request, auth, country_code, party_id, location_id, merge.PUT, connector.to_wire(),
+                        evse_uid, connector_id)
 
 
 @receiver.patch(RX + LOC)
 async def rx_patch_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
     auth = await _auth(request, country_code, party_id)
     patch = await common.parse_patch(request)
-
-    def change(doc: dict[str, Any]) -> bool | str:
-        # Validated as a whole Location by _write; last_updated may be in any
-        # form DateTime allows, so compare it parsed.
-        merged = _merge(doc, patch)
-        if isinstance(merged, str):
-            return merged
-        doc.update(merged)
-        return False
-
-    return await _write(request, auth, country_code, party_id, location_id, change, patch=True)
+    _whole(patch, "evses", EVSE)
+    return await _write(request, auth, country_code, party_id, location_id, merge.PATCH, patch)
 
 
 @receiver.patch(RX + EVSE_PATH)
@@ -308,18 +287,8 @@ async def rx_patch_evse(request: Request, country_code: str, party_id: str, loca
     patch = await common.parse_patch(request)
     if "uid" in patch:
         _same_id("uid", patch["uid"], evse_uid)
-
-    def change(doc: dict[str, Any]) -> bool | str:
-        evse = _find_evse(doc, evse_uid)  # a PATCH never creates
-        merged = _merge(evse, patch, EVSE)
-        if isinstance(merged, str):
-            return merged
-        evse.clear()
-        evse.update(merged)
-        doc["last_updated"] = later(doc["last_updated"], merged["last_updated"])
-        return False
-
-    return await _write(request, auth, country_code, party_id, location_id, change, patch=True)
+    _whole(patch, "connectors", Connector)
+    return await _write(request, auth, country_code, party_id, location_id, merge.PATCH, patch, evse_uid)
 
 
 @receiver.patch(RX + CONN)
@@ -329,17 +298,5 @@ async def rx_patch_connector(request: Request, country_code: str, party_id: str,
     patch = await common.parse_patch(request)
     if "id" in patch:
         _same_id("id", patch["id"], connector_id)
-
-    def change(doc: dict[str, Any]) -> bool | str:
-        evse = _find_evse(doc, evse_uid)
-        connector = _find_connector(evse, connector_id)
-        merged = _merge(connector, patch, Connector)
-        if isinstance(merged, str):
-            return merged
-        connector.clear()
-        connector.update(merged)
-        evse["last_updated"] = later(evse["last_updated"], merged["last_updated"])
-        doc["last_updated"] = later(doc["last_updated"], merged["last_updated"])
-        return False
-
-    return await _write(request, auth, country_code, party_id, location_id, change, patch=True)
+    return await _write(request, auth, country_code, party_id, location_id, merge.PATCH, patch, evse_uid,
+                        connector_id)

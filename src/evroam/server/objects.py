@@ -33,6 +33,10 @@ from evroam.store.parties import Party
 from evroam.store.tables import OURS
 
 
+SAME = "same version as stored"
+OLDER = "older than the stored version; kept"
+
+
 def ctx_of(request: Request) -> ServerContext:
     return request.app.state.ctx
 
@@ -112,7 +116,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
         # one (peers replaying queued pushes after an outage did exactly that).
         if stored is not None and (stored.last_updated > obj.last_updated or stored.data == data):
             request.state.applied = False
-            message = "same version as stored" if stored.data == data else "older than the stored version; kept"
+            message = SAME if stored.data == data else OLDER
             return ocpi_response(status_message=message), obj, auth.party
         _, created = await repo.save(conn, key, stored, data, obj.last_updated, ref_key=ref_key)
     request.state.applied = True
@@ -120,7 +124,7 @@ async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str
 
 
 def applied(request: Request) -> bool:
-    """False when the last receiver_put kept the stored version (no hook then)."""
+    """False when the last receiver_put or receiver_patch kept the stored version (no hook then)."""
     return getattr(request.state, "applied", True)
 
 
@@ -137,12 +141,19 @@ async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: s
         if stored is None:
             # A PATCH never creates: the client is to GET, then PUT.
             raise not_found(f"unknown {module.id[:-1]} {cc}/{pid}/{oid}: PUT it first")
+        if parse_datetime(patch["last_updated"]) < stored.last_updated:
+            # An older PATCH is a no-op, as an older PUT is: a late PATCH must
+            # not re-validate a token that a newer version blocked.
+            request.state.applied = False
+            return (ocpi_response(status_message=OLDER),
+                    module.model.from_wire(stored.data), auth.party)
         current = json.loads(stored.data)
         merged = merge(current, patch) if merge else {**current, **patch}
         obj = validate_merged(module.model, merged)
         check_identity(obj, module, cc, pid, oid)
         await repo.save(conn, key, stored, obj.to_json_bytes().decode(), obj.last_updated,
                         ref_key=ref_key_of(obj) if ref_key_of else None)
+    request.state.applied = True
     return respond(request), obj, auth.party
 
 

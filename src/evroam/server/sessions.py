@@ -196,7 +196,7 @@ async def patch_session(request: Request, country_code: str, party_id: str, sess
 
 
 def _kept(request: Request, *, same: bool) -> Response:
-    message = "same version as stored" if same else "older than the stored version; kept"
+    message = common.SAME if same else common.OLDER
     return ocpi_response(status_message=message)
 
 

@@ -181,5 +181,6 @@ def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
     response, obj, party = await common.receiver_patch(request, TOKENS, country_code, party_id, token_uid,
                                                        token_type(request), merge=_keep_type)
-    await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
+    if common.applied(request):
+        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
     return response

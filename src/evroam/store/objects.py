@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from types import EllipsisType
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -104,6 +105,7 @@ _GET_FOR_UPDATE = _GET.with_for_update()
 _UPDATE = objects.update().where(objects.c.id == sa.bindparam("b_pk")).values(
     data=sa.bindparam("b_data"), last_updated=sa.bindparam("b_last_updated"), stale=False,
     ref_key=sa.bindparam("b_ref_key"))
+_UPDATE_NOTED = _UPDATE.values(note=sa.bindparam("b_note"))
 _INSERT = objects.insert().values(
     module=sa.bindparam("k_module"), owner_id=sa.bindparam("k_owner"), cc_key=sa.bindparam("k_cc"),
     pid_key=sa.bindparam("k_pid"), oid_key=sa.bindparam("k_oid"), type_key=sa.bindparam("k_type"),
@@ -150,6 +152,7 @@ async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
     values = {"data": data, "last_updated": last_updated, "stale": False, "ref_key": ref_key}
     if status is not None:
         values["status"] = status
+    if status is not None or note is not None:
         values["note"] = note
     for _ in range(2):
         row = (await conn.execute(sa.select(objects.c.id).where(key.where()))).first()
@@ -164,21 +167,26 @@ async def upsert(conn: AsyncConnection, key: ObjectKey, data: str, last_updated:
 
 
 async def save(conn: AsyncConnection, key: ObjectKey, stored: Stored | None, data: str, last_updated: datetime,
-               ref_key: str | None = None) -> tuple[int, bool]:
+               ref_key: str | None = None, *, note: str | None | EllipsisType = ...) -> tuple[int, bool]:
     """Insert or replace, as upsert, an object that `get(conn, key,
     for_update=True)` returned as `stored` earlier in this transaction: that
-    read locked it, so it is written by its pk without being read again."""
+    read locked it, so it is written by its pk without being read again.
+    `note` replaces the stored note; left out, the note stays."""
     if stored is not None:
-        await conn.execute(_UPDATE, {"b_pk": stored.pk, "b_data": data, "b_last_updated": last_updated,
-                                     "b_ref_key": ref_key})
+        params = {"b_pk": stored.pk, "b_data": data, "b_last_updated": last_updated, "b_ref_key": ref_key}
+        if note is ...:
+            await conn.execute(_UPDATE, params)
+        else:
+            await conn.execute(_UPDATE_NOTED, {**params, "b_note": note})
         return stored.pk, False
+    noted = None if note is ... else note
     try:
-        return await _insert_row(conn, key, data, last_updated, ref_key), True
+        return await _insert_row(conn, key, data, last_updated, ref_key, note=noted), True
     except IntegrityError:
         # PostgreSQL: another transaction created the key after our read
         # (there was no row to lock). SQLite cannot get here: that read took
         # the database's write lock (store/db.py).
-        return await upsert(conn, key, data, last_updated, ref_key=ref_key)
+        return await upsert(conn, key, data, last_updated, ref_key=ref_key, note=noted)
 
 
 async def _insert_row(conn: AsyncConnection, key: ObjectKey, data: str, last_updated: datetime,
