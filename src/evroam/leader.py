@@ -119,7 +119,9 @@ class Leadership:
 
     async def _step_down(self, reason: str) -> None:
         self.is_leader = False
-        log.warning("leader.stepped_down", holder=self.identity, pid=os.getpid(), reason=reason)
+        # A clean stop hands over as planned; only a lost lock is worth a warning.
+        report = log.info if reason == "stopping" else log.warning
+        report("leader.stepped_down", holder=self.identity, pid=os.getpid(), reason=reason)
         await self._follow()
 
     async def _ask(self, statement: sa.TextClause) -> object:
