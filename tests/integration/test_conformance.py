@@ -195,3 +195,19 @@ async def test_405_allow_names_every_method_of_the_path(cluster):
     # The handshake's own 405 (POST when registered) names them too.
     status, env, headers = await call("POST", creds, cpo_at_emsp.token_out, {})
     assert (status, headers["allow"]) == (405, "DELETE, GET, POST, PUT")
+
+
+async def test_a_stranger_is_refused_before_the_token_type_is_judged(cluster):
+    """The Tokens receiver reads ?type= from the URL: a caller without a valid
+    token gets 401 for a bad type as for a good one, never 2001 (which would
+    tell a stranger how the route judges its input)."""
+    cpo, emsp, cpo_at_emsp, emsp_at_cpo = await register(cluster, CPO, EMSP)
+    url = f"{cpo.config.public_url}/ocpi/2.2.1/receiver/tokens/DE/EMS/T1?type=NOPE"
+    for method, body in (("GET", None), ("PUT", {}), ("PATCH", {})):
+        for bad in (None, "not-a-token-we-issued"):
+            status, envelope, _ = await call(method, url, bad, body)
+            assert (status, envelope["status_code"]) == (401, 2000), (method, bad, envelope)
+    # A registered caller still learns what is wrong with its parameter.
+    status, envelope, _ = await call("GET", url, cpo_at_emsp.token_out)
+    assert (status, envelope["status_code"]) == (200, 2001), envelope
+    assert envelope["status_message"].startswith("type: 'NOPE' is not a TokenType"), envelope

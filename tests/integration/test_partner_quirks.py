@@ -59,7 +59,7 @@ async def test_broken_link_pages_on_by_offset_and_the_next_delta_pull_uses_the_w
         assert first.paging == "paged with offset/limit against X-Total-Count: its Link is not under the endpoint URL"
         assert fake.list_calls() == PAGES
         assert len(await held(emsp, party.id)) == 250
-        assert len(quirks(logs, "unusable_link")) == 1  # once per partner, not once per page
+        assert [q.get("partner") for q in quirks(logs, "unusable_link")] == [party.name]  # once, by name
         watermark = await last_success(emsp.engine, party.id, "locations")
         assert watermark is not None
 
@@ -186,6 +186,7 @@ async def test_authorization_info_wrapped_in_a_list_is_used(cluster):
         assert (decision.allowed, decision.source, decision.reason) == (True, "realtime", "the eMSP answered ALLOWED")
         assert decision.token.uid == "TOK1"
         assert len(quirks(logs, "single_object_as_list")) == 1  # logged once for this partner
+        assert "party_id" not in quirks(logs, "single_object_as_list")[0]  # operators know partners by name
 
         fake.replies["authorize"] = (200, envelope([auth_info(), auth_info()]))
         # TOK1 is cached now (ALLOWED_OFFLINE): an unusable answer lets the cache decide, and says why.

@@ -69,12 +69,16 @@ class QuirkLog:
 
     def __init__(self) -> None:
         self._seen: set[tuple[int | None, str]] = set()
+        # Operators know partners by name; callers that hold the party say it (OcpiClient.request).
+        self.names: dict[int, str] = {}
 
     def note(self, party_id: int | None, quirk: str, **details: object) -> None:
         if (party_id, quirk) in self._seen:
             return
         self._seen.add((party_id, quirk))
-        log.warning("partner.quirk", party_id=party_id, quirk=quirk, **details)
+        name = self.names.get(party_id) if party_id is not None else None
+        who = {"partner": name} if name else {"party_id": party_id}
+        log.warning("partner.quirk", quirk=quirk, **who, **details)
 
 
 @dataclass(slots=True)
@@ -162,12 +166,15 @@ class OcpiClient:
         *,
         body: OcpiModel | Any = None,
         party_id: int | None = None,
+        partner: str | None = None,
         raw_token: bool = False,
         routing: Routing | None = None,
         correlation_id: str | None = None,
         params: dict[str, str] | None = None,
         content: bytes | None = None,
     ) -> OcpiResult:
+        if partner and party_id is not None:
+            self.quirks.names[party_id] = partner
         request_id = H.new_id()
         hdrs = {
             "Authorization": H.raw_token_header(token) if raw_token else H.encode_token(token),

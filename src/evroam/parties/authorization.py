@@ -220,7 +220,7 @@ async def _ask(node: Any, client: OcpiClient, party: Party, uid: str, type_: str
     routing = Routing(*_our_key(node), *(to or (None, None)))
     try:
         result = await asyncio.wait_for(
-            client.request("POST", url, party.token_out, body=location, party_id=party.id,
+            client.request("POST", url, party.token_out, body=location, party_id=party.id, partner=party.name,
                            raw_token=party.allow_raw_token, routing=routing, params={"type": type_}),
             timeout)
     except TimeoutError:

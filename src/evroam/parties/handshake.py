@@ -258,7 +258,7 @@ class Handshake:
             await repo.add_token(conn, party.id, token_b, repo.TOKEN_PENDING)
         try:
             result = await self.client.request("PUT", creds_url, party.token_out,
-                                               body=self.our_credentials(token_b), party_id=party.id,
+                                               body=self.our_credentials(token_b), party_id=party.id, partner=party.name,
                                                raw_token=party.allow_raw_token)
             theirs = _credentials_from(result, "PUT")
         except BaseException as exc:
@@ -288,7 +288,7 @@ class Handshake:
         creds_url = party.endpoint_url("credentials")
         if party.status == repo.REGISTERED and creds_url and party.token_out:
             try:
-                result = await self.client.request("DELETE", creds_url, party.token_out, party_id=party.id,
+                result = await self.client.request("DELETE", creds_url, party.token_out, party_id=party.id, partner=party.name,
                                                    raw_token=party.allow_raw_token)
                 if not result.ok():
                     warning = (f"partner answered HTTP {result.http_status}, OCPI {result.status_code}: "

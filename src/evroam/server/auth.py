@@ -28,11 +28,18 @@ async def authenticate(request: Request) -> Authenticated:
 
 
 async def authenticate_registered(request: Request) -> Authenticated:
-    """Functional modules: token A never opens them (only versions and credentials)."""
+    """Functional modules: token A never opens them (only versions and credentials).
+
+    Kept on the request, so a route that must authenticate before it judges
+    its parameters (a stranger gets 401, not 2001) costs no second lookup."""
+    known = getattr(request.state, "registered", None)
+    if known is not None:
+        return known
     auth = await authenticate(request)
     if auth.token_kind == repo.TOKEN_A or auth.party.status != repo.REGISTERED:
         raise unauthorized("this token is only valid for registration (versions and credentials)")
     routing.note(request, auth.party)
+    request.state.registered = auth
     return auth
 
 

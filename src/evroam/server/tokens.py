@@ -158,11 +158,13 @@ async def authorize(request: Request, token_uid: str):  # noqa: ANN201
 
 @receiver.get("/{country_code}/{party_id}/{token_uid}")
 async def get_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     return await common.receiver_get(request, TOKENS, country_code, party_id, token_uid, token_type(request))
 
 
 @receiver.put("/{country_code}/{party_id}/{token_uid}")
 async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     response, obj, party = await common.receiver_put(request, TOKENS, country_code, party_id, token_uid,
                                                      token_type(request))
     if common.applied(request):
@@ -179,6 +181,7 @@ def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 @receiver.patch("/{country_code}/{party_id}/{token_uid}")
 async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     response, obj, party = await common.receiver_patch(request, TOKENS, country_code, party_id, token_uid,
                                                        token_type(request), merge=_keep_type)
     if common.applied(request):

@@ -62,7 +62,7 @@ def result_poster(client: OcpiClient) -> PostResult:
 
     async def post_result(party: Party, url: str, body: bytes, routing: Routing | None) -> str | None:
         try:
-            res = await client.request("POST", url, party.token_out, content=body, party_id=party.id,
+            res = await client.request("POST", url, party.token_out, content=body, party_id=party.id, partner=party.name,
                                        raw_token=party.allow_raw_token, routing=routing)
         except PartnerError as exc:
             return exc.message
@@ -90,7 +90,7 @@ async def push_active_profile(node: Node, session_id: str, profile: ActiveChargi
             continue
         try:
             res = await node.client.request("PUT", join_url(base, quote(session_id, safe="")), party.token_out,
-                                            body=profile, party_id=party.id, raw_token=party.allow_raw_token,
+                                            body=profile, party_id=party.id, partner=party.name, raw_token=party.allow_raw_token,
                                             routing=routing_for(ours, None, party))
             out[party.name] = None if res.ok() else f"HTTP {res.http_status}, OCPI {res.status_code}"
         except PartnerError as exc:
@@ -193,7 +193,7 @@ async def _track_and_send(node: Node, party: Party, uid: str, kind: str, type_: 
                           response_url=response_url, request=recorded)
     try:
         res = await node.client.request(method, url, party.token_out, content=content, params=params,
-                                        party_id=party.id, raw_token=party.allow_raw_token,
+                                        party_id=party.id, partner=party.name, raw_token=party.allow_raw_token,
                                         routing=_our_routing(node, party))
     except PartnerError as exc:
         async with node.engine.begin() as conn:

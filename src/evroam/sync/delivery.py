@@ -174,7 +174,7 @@ class DeliveryWorker:
 
     async def _call(self, party: party_repo.Party, req: Request, method: str, url: str,
                     content: bytes | None = None) -> OcpiResult:
-        return await self.client.request(method, url, party.token_out, content=content, party_id=party.id,
+        return await self.client.request(method, url, party.token_out, content=content, party_id=party.id, partner=party.name,
                                          raw_token=party.allow_raw_token, routing=req.routing, params=req.params)
 
     async def _partner_holds(self, party: party_repo.Party, req: Request) -> bool | None:

@@ -98,7 +98,7 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
     paging = Paging()
     try:
         async for page in client.paginate(url, party.token_out, params=params or None, paging=paging,
-                                          party_id=party.id, raw_token=party.allow_raw_token):
+                                          party_id=party.id, partner=party.name, raw_token=party.allow_raw_token):
             rows = {}
             for i, raw in enumerate(page):
                 try:
