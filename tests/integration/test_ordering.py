@@ -152,11 +152,17 @@ async def test_chargingprofiles_an_older_active_profile_is_a_noop(cluster):
 # --- 4.4: Locations, level by level ----------------------------------------------------------
 
 
-async def test_locations_an_older_message_is_a_noop_at_every_level(cluster):
+async def location_receiver(cluster):  # noqa: ANN001, ANN201
+    """A registered pair: (the eMSP, its view of the CPO, the URL of Location
+    LOC1 at the eMSP's receiver, the token the CPO calls it with)."""
     cpo, emsp, _, cpo_at_emsp = await registered_pair(cluster)
     emsp_at_cpo = await party_named(cpo, "emsp")
-    loc = emsp_at_cpo.endpoint_url("locations", "RECEIVER") + "/NL/CPO/LOC1"
-    tok = emsp_at_cpo.token_out
+    return (emsp, cpo_at_emsp, emsp_at_cpo.endpoint_url("locations", "RECEIVER") + "/NL/CPO/LOC1",
+            emsp_at_cpo.token_out)
+
+
+async def test_locations_an_older_message_is_a_noop_at_every_level(cluster):
+    emsp, cpo_at_emsp, loc, tok = await location_receiver(cluster)
     got = heard(emsp, Received.LOCATION)
     assert (await call("PUT", loc, tok, location(JUNE)))[0] == 201
     before = await held(emsp, cpo_at_emsp.id, "locations", "LOC1")
@@ -174,10 +180,7 @@ async def test_locations_an_older_message_is_a_noop_at_every_level(cluster):
 
 async def test_locations_a_late_put_keeps_a_newer_evse_patch_and_takes_the_rest(cluster):
     # The issue's sequence: PUT(t1), PATCH EVSE E2 (t3), then the PUT of t2 arrives.
-    cpo, emsp, _, cpo_at_emsp = await registered_pair(cluster)
-    emsp_at_cpo = await party_named(cpo, "emsp")
-    loc = emsp_at_cpo.endpoint_url("locations", "RECEIVER") + "/NL/CPO/LOC1"
-    tok = emsp_at_cpo.token_out
+    emsp, cpo_at_emsp, loc, tok = await location_receiver(cluster)
     t1, t2, t3 = MARCH, JUNE, JULY
     first = {**location(t1), "evses": [evse("E0", t1), evse("E1", t1), evse("E2", t1)]}
     second = {**first, "name": "Utrecht CS", "last_updated": t2,
