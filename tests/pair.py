@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from evroam.ocpi.headers import encode_token
-from evroam.store import parties as repo
+from tests.partners import party_named  # noqa: F401 - one copy, re-exported for the pair's users
 
 CPO = [("CPO", "NL", "CPO")]
 EMSP = [("EMSP", "DE", "EMS")]
@@ -32,8 +32,3 @@ async def registered_pair(cluster):
     token_a, versions_url = await cpo.handshake.invite("emsp")
     party = await emsp.handshake.register(versions_url, token_a)
     return cpo, emsp, token_a, party
-
-
-async def party_named(node, name):
-    async with node.engine.connect() as conn:
-        return await repo.by_name(conn, name)

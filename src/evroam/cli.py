@@ -62,7 +62,6 @@ def init(
 
     Refuses a home that already holds a node unless --force is given."""
     from evroam.config import CONFIG_FILE
-    from evroam.ocpi.types import CountryCode, PartyId  # noqa: F401
 
     existing = home / CONFIG_FILE
     if existing.exists() and not force:
