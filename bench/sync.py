@@ -37,7 +37,7 @@ from evroam.node import Node, bind_socket
 from evroam.ocpi.common import Role
 from evroam.ocpi.headers import encode_token
 from evroam.ocpi.locations import Location
-from evroam.ocpi.modules import LOCATIONS
+from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.sync.publish import publish
 
 PY = sys.executable

@@ -41,8 +41,8 @@ import structlog
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.common import DisplayText
 from evroam.ocpi.locations import Location, Status
-from evroam.server.asyncrequests import ResultHandle
-from evroam.sync import sessions
+from evroam.modules.commands.asyncrequests import ResultHandle
+from evroam.modules.sessions import owner as sessions
 
 log = structlog.get_logger("cpo_hooks")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import evroam.modules  # noqa: F401  (registers every module, as a node does)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EXAMPLES = SHARED / "ocpi-examples"

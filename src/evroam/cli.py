@@ -146,7 +146,7 @@ def partners_invite(
     async def go(node):  # noqa: ANN001, ANN202
         return await node.handshake.invite(name, allow_raw_token=allow_raw_token)
 
-    from evroam.parties.handshake import HandshakeError
+    from evroam.modules.credentials.handshake import HandshakeError
 
     try:
         token, url = _run(_with_node(home, go))
@@ -172,7 +172,7 @@ def partners_register(
 
     This node must be serving: the partner calls back our versions endpoints
     before it answers."""
-    from evroam.parties.handshake import HandshakeError
+    from evroam.modules.credentials.handshake import HandshakeError
 
     async def go(node):  # noqa: ANN001, ANN202
         return await node.handshake.register(versions_url, token, name=name, raw_token=raw_token)
@@ -217,7 +217,7 @@ def partners_list(
 @partners_app.command("rotate")
 def partners_rotate(home: Home, name: Annotated[str, typer.Argument(help="The partner's name.")]) -> None:
     """Rotate the tokens with a partner (credentials PUT); the old tokens stop working at once."""
-    from evroam.parties.handshake import HandshakeError
+    from evroam.modules.credentials.handshake import HandshakeError
 
     async def go(node):  # noqa: ANN001, ANN202
         return await node.handshake.rotate(name)
@@ -233,7 +233,7 @@ def partners_rotate(home: Home, name: Annotated[str, typer.Argument(help="The pa
 @partners_app.command("remove")
 def partners_remove(home: Home, name: Annotated[str, typer.Argument(help="The partner's name.")]) -> None:
     """Unregister a partner (credentials DELETE) and invalidate its tokens."""
-    from evroam.parties.handshake import HandshakeError
+    from evroam.modules.credentials.handshake import HandshakeError
 
     async def go(node):  # noqa: ANN001, ANN202
         return await node.handshake.unregister(name)

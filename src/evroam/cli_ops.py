@@ -176,12 +176,12 @@ def sync_pull(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Pull from a partner's Sender interfaces now. Exits 1 if any pull failed."""
-    from evroam.ocpi.modules import OBJECT_MODULES
+    from evroam.module import REGISTRY
     from evroam.store import parties as repo
     from evroam.sync.scheduler import pull_modules
 
-    if module is not None and module not in OBJECT_MODULES:
-        raise typer.BadParameter(f"one of {', '.join(OBJECT_MODULES)}", param_hint="MODULE")
+    if module is not None and module not in REGISTRY.objects():
+        raise typer.BadParameter(f"one of {', '.join(REGISTRY.objects())}", param_hint="MODULE")
 
     async def go(node: Node):  # noqa: ANN202
         async with node.engine.connect() as conn:

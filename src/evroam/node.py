@@ -24,8 +24,9 @@ from evroam.config import NodeConfig
 from evroam.logs import parse_level
 from evroam.server.hooks import HookLoadError, Hooks, load_setup
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.modules import OBJECT_MODULES, ObjectModule
-from evroam.parties.handshake import Handshake
+from evroam.modules import REGISTRY
+from evroam.module import Module
+from evroam.modules.credentials.handshake import Handshake
 from evroam.server.app import create_app
 from evroam.server.context import ServerContext
 from evroam.store import calllog
@@ -33,9 +34,9 @@ from evroam.store.calllog import CallLog
 from evroam.store.db import create_engine, migrate
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
-from evroam.store.commands import Tracked
-from evroam.server.asyncrequests import Callbacks, tracked
-from evroam.sync.commands import result_poster, send_command, send_profile_request
+from evroam.modules.commands.tracking import Tracked
+from evroam.modules.commands.asyncrequests import Callbacks, tracked
+from evroam.modules.commands.client import result_poster, send_command, send_profile_request
 from evroam.sync.delivery import DeliveryWorker
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
@@ -268,11 +269,11 @@ class Node:
         await self.lag.stop()
         await self._pruner.stop()
 
-    async def publish(self, module: ObjectModule | str, obj: OcpiModel, *, patch: dict | None = None,
+    async def publish(self, module: Module | str, obj: OcpiModel, *, patch: dict | None = None,
                       sub_path: str | None = None) -> bool:
         """Store one of our objects and queue it for every partner receiving
         that module, in one transaction. Returns True if it was created."""
-        module = OBJECT_MODULES[module] if isinstance(module, str) else module
+        module = REGISTRY.objects()[module] if isinstance(module, str) else module
         async with self.engine.begin() as conn:
             _, created = await publish(conn, module, obj, patch=patch, sub_path=sub_path)
         if self.delivery is not None:
@@ -293,7 +294,7 @@ class Node:
     async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,  # noqa: A002
                         evse_uids: list[str] | None = None, **kw: Any):  # noqa: ANN201
         """CPO side: may token (uid, type) charge here? See parties/authorization.py."""
-        from evroam.parties.authorization import authorize
+        from evroam.modules.tokens.client import authorize
 
         return await authorize(self, uid, type, location_id, evse_uids, **kw)
 

@@ -20,7 +20,7 @@ from evroam.ocpi.sessions import Session
 from evroam.ocpi.tariffs import Tariff
 from evroam.pricing import build_cdr, credit_cdr
 from evroam.server.hooks import Received
-from evroam.sync import sessions as ops
+from evroam.modules.sessions import owner as ops
 from tests.conftest import load_example
 from tests.integration.test_credentials import call
 from tests.integration.test_sessions import Pair, T0, drained, location, pair, period, session, tariff, token, ts

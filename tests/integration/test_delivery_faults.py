@@ -275,7 +275,7 @@ async def test_deliveries_of_a_killed_worker_are_checked_before_they_are_sent_ag
     from evroam.store import outbox
     from evroam.store import parties as party_repo
     from evroam.store.tables import outbox as outbox_tbl
-    from evroam.sync import locations as ours
+    from evroam.modules.locations import owner as ours
     from evroam.sync.delivery import DeliveryWorker
     from tests.integration.test_locations import held as held_location
     from tests.integration.test_locations import location

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evroam.parties.handshake import HandshakeError
+from evroam.modules.credentials.handshake import HandshakeError
 from tests.fakes import FakePartner
 from tests.integration.test_credentials import CPO, EMSP, call, party_named
 from tests.nodes import bind_loopback

@@ -17,7 +17,7 @@ from evroam.admin.app import resolve_token
 from evroam.config import NodeConfig, RoleConfig
 from evroam.ocpi.common import Role
 from evroam.store import calllog, objects
-from evroam.store.locations import LocationLimits
+from evroam.modules.locations.rules import LocationLimits
 from evroam.store.tables import OURS, outbox
 from evroam.sync import importer
 from tests.limits_support import (

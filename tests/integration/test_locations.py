@@ -16,7 +16,7 @@ from evroam.ocpi.locations import EVSE, Connector, Location
 from evroam.server.hooks import Received
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
-from evroam.sync import locations as ours
+from evroam.modules.locations import owner as ours
 from tests.conftest import load_example
 from tests.integration.test_credentials import CPO, call, party_named, registered_pair
 from tests.nodes import wait_for

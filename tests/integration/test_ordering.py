@@ -11,8 +11,8 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 
-from evroam.server.asyncrequests import active_profile
-from evroam.server.chargingprofiles import ChargingProfileEvent
+from evroam.modules.commands.asyncrequests import active_profile
+from evroam.modules.chargingprofiles.receiver import ChargingProfileEvent
 from evroam.server.hooks import Received
 from evroam.store import objects
 from evroam.store.objects import ObjectKey

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime
-from evroam.parties.handshake import HandshakeError
+from evroam.modules.credentials.handshake import HandshakeError
 from evroam.store.tables import objects, outbox
 from evroam.sync.pull import last_success
 from tests.quirks import FORBIDDEN, QuirkyPartner, envelope, later

@@ -19,14 +19,14 @@ from evroam.ocpi.sessions import ChargingPreferencesResponse, Session
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime
 from evroam.pricing import CdrBuildError
-from evroam.server import locations as locations_module
+from evroam.modules.locations import receiver as locations_module
 from evroam.server.hooks import Received
-from evroam.server.sessions import SessionEvent, knows_evse
+from evroam.modules.sessions.receiver import SessionEvent, knows_evse
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
 from evroam.store.tables import outbox
-from evroam.sync import sessions as ops
+from evroam.modules.sessions import owner as ops
 from tests.conftest import load_example
 from tests.integration.test_credentials import CPO, EMSP, call, party_named
 from tests.nodes import wait_for

@@ -56,7 +56,7 @@ async def test_two_workers_deliver_1000_changes_once(cluster, tmp_path):
         try:
             for i in range(0, 1000, 100):
                 async with writer.engine.begin() as conn:
-                    from evroam.ocpi.modules import TARIFFS
+                    from evroam.modules.tariffs import MODULE as TARIFFS
                     from evroam.sync.publish import publish
                     for k in range(i, i + 100):
                         await publish(conn, TARIFFS, change(k, 1000))

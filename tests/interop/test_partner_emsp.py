@@ -14,8 +14,8 @@ from evroam.ocpi.locations import Location
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import calllog
-from evroam.sync import locations as our_locations
-from evroam.sync import sessions as ops
+from evroam.modules.locations import owner as our_locations
+from evroam.modules.sessions import owner as ops
 from tests.interop.wire import (EVROAM_CPO, PARTNER_EMSP, cdr_token, delivered, location, partner_registers, period,
                                 received, tariff, token)
 from tests.nodes import wait_for

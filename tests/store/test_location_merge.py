@@ -1,4 +1,4 @@
-"""The Location merge (evroam.store.location_merge, docs/ordering.md): a
+"""The Location merge (evroam.modules.locations.merge, docs/ordering.md): a
 Receiver ends with the sender's latest state whatever order the messages
 arrive in."""
 
@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evroam.ocpi.locations import Location
-from evroam.store import location_merge as merge
-from evroam.store.locations import UnknownLocationObject
+from evroam.modules.locations import merge
+from evroam.modules.locations.rules import UnknownLocationObject
 from tests.locsender import Message, connector, evse, histories, location, sorted_children
 
 

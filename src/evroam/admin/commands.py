@@ -1,6 +1,6 @@
 """Admin routes for Commands and ChargingProfiles (eMSP/SCSP side): send a
 request to a partner CPO and follow it by its tracking id. A thin layer over
-evroam.sync.commands; the states are explained in evroam.server.asyncrequests.
+evroam.modules.commands.client; the states are explained in evroam.modules.commands.asyncrequests.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.chargingprofiles import ChargingProfile
 from evroam.ocpi.commands import CancelReservation, CommandType, ReserveNow, StartSession, StopSession, UnlockConnector
 from evroam.ocpi.types import URL, CiString, Int
-from evroam.server.asyncrequests import ProfileRequest, tracked
-from evroam.store.commands import CHARGING_PROFILES, COMMANDS
-from evroam.sync import commands as ops
+from evroam.modules.commands.asyncrequests import ProfileRequest, tracked
+from evroam.modules.commands.tracking import CHARGING_PROFILES, COMMANDS
+from evroam.modules.commands import client as ops
 
 router = APIRouter()
 

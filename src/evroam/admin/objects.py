@@ -22,17 +22,22 @@ from starlette.responses import Response
 from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import Status
-from evroam.ocpi.modules import CDRS, LOCATIONS, SESSIONS, TARIFFS, TOKENS, ObjectModule
+from evroam.modules.cdrs import MODULE as CDRS
+from evroam.modules.locations import MODULE as LOCATIONS
+from evroam.modules.sessions import MODULE as SESSIONS
+from evroam.modules.tariffs import MODULE as TARIFFS
+from evroam.modules.tokens import MODULE as TOKENS
+from evroam.module import Module
 from evroam.ocpi.tokens import AllowedType, LocationReferences, TokenType
 from evroam.ocpi.types import DateTime, ci_key
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS
 from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check_own, own_keys
-from evroam.store.locations import UnknownLocationObject, location_lock, refusal, tariff_users
-from evroam.sync.locations import set_evse_status
+from evroam.modules.locations.rules import UnknownLocationObject, location_lock, refusal, tariff_users
+from evroam.modules.locations.owner import set_evse_status
 from evroam.sync.publish import object_key, publish, unpublish
-from evroam.sync.sessions import CDR_PLACE, UnknownPlace, check_place
+from evroam.modules.sessions.owner import CDR_PLACE, UnknownPlace, check_place
 
 router = APIRouter()
 
@@ -60,7 +65,7 @@ def _token_type(type_: str) -> str:
 _TYPE = Query("RFID", description="Token type (default RFID, as in OCPI).")
 
 
-async def put_own(request: Request, module: ObjectModule, object_id: str, type_: str = "") -> Response:
+async def put_own(request: Request, module: Module, object_id: str, type_: str = "") -> Response:
     node = node_of(request)
     obj = await parse_object(request, module.model)
     value = getattr(obj, module.id_field)
@@ -86,7 +91,7 @@ async def put_own(request: Request, module: ObjectModule, object_id: str, type_:
               message="unchanged" if kind == UNCHANGED else None)
 
 
-async def _publish(node, module: ObjectModule, obj: OcpiModel) -> str:  # noqa: ANN001
+async def _publish(node, module: Module, obj: OcpiModel) -> str:  # noqa: ANN001
     data = obj.to_json_bytes().decode()
     async with node.engine.begin() as conn:
         if module is CDRS:
@@ -179,7 +184,7 @@ def whose(country_code: str | None = Query(None, description="Which of our roles
     return Whose(country_code, party_id)
 
 
-async def our_object(request: Request, module: ObjectModule, object_id: str, who: Whose,
+async def our_object(request: Request, module: Module, object_id: str, who: Whose,
                      type_: str = "") -> Stored:
     """One of our live objects by id: 404 when absent (or deleted), 400 when
     the id is used under several of our roles and `who` does not say which."""
@@ -197,7 +202,7 @@ def object_response(stored: Stored) -> Response:
     return ok(data_json=stored.data.encode())
 
 
-def _get_route(module: ObjectModule, what: str) -> None:
+def _get_route(module: Module, what: str) -> None:
     async def get_one(request: Request, object_id: str, who: Whose = Depends(whose)) -> Response:
         return object_response(await our_object(request, module, object_id, who))
 

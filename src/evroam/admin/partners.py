@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from evroam.admin import answers, bad_request, node_of, not_found, ok
 from evroam.ocpi.base import dumps
-from evroam.ocpi.modules import OBJECT_MODULES
+from evroam.module import REGISTRY
 from evroam.ocpi.types import ci_key, format_datetime, parse_datetime
 from evroam.store import objects as repo
 from evroam.store import parties as party_repo
@@ -79,8 +79,8 @@ async def list_received(
     date_to: str | None = Query(None, description="last_updated < this (exclusive)"),
     include_stale: bool = Query(True, description="Also objects a full pull no longer returned."),
 ) -> Response:
-    if module not in OBJECT_MODULES:
-        raise not_found(f"unknown module {module!r}; one of {', '.join(OBJECT_MODULES)}")
+    if module not in REGISTRY.objects():
+        raise not_found(f"unknown module {module!r}; one of {', '.join(REGISTRY.objects())}")
     party = await _party(request, name)
     dates = {}
     for field, raw in (("date_from", date_from), ("date_to", date_to)):
@@ -104,8 +104,8 @@ async def list_received(
             summary="One object a partner sent us, by its OCPI keys", responses=answers(404))
 async def get_received(request: Request, module: str, country_code: str, party_id: str, object_id: str,
                        type: str | None = Query(None, description="Tokens only: the token type.")) -> Response:  # noqa: A002
-    if module not in OBJECT_MODULES:
-        raise not_found(f"unknown module {module!r}; one of {', '.join(OBJECT_MODULES)}")
+    if module not in REGISTRY.objects():
+        raise not_found(f"unknown module {module!r}; one of {', '.join(REGISTRY.objects())}")
     conds = [objects.c.module == module, objects.c.owner_id != OURS, objects.c.cc_key == ci_key(country_code),
              objects.c.pid_key == ci_key(party_id), objects.c.oid_key == ci_key(object_id)]
     if type:

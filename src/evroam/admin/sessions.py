@@ -1,6 +1,6 @@
 """Admin routes that drive one of our charging sessions (CPO side): start it,
 add charging periods, stop it, issue its CDR. A thin layer over
-evroam.sync.sessions; each change is pushed to the token's eMSP.
+evroam.modules.sessions.owner; each change is pushed to the token's eMSP.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from evroam.ocpi.common import Price
 from evroam.ocpi.sessions import SessionStatus
 from evroam.ocpi.types import CiString, Currency, DateTime, Energy, String
 from evroam.pricing import CdrBuildError, NoApplicableTariff
-from evroam.sync import sessions as ops
+from evroam.modules.sessions import owner as ops
 
 router = APIRouter()
 

@@ -40,8 +40,8 @@ from evroam.ocpi.tokens import Token
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
-from evroam.sync import locations as cpo_locations
-from evroam.sync import sessions as cpo_sessions
+from evroam.modules.locations import owner as cpo_locations
+from evroam.modules.sessions import owner as cpo_sessions
 
 console = make_console()
 T_START = time.monotonic()

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from evroam.ocpi.modules import INTERFACES
+from evroam.module import REGISTRY
 from evroam.ocpi.versions import Endpoint, InterfaceRole, VersionNumber
-from evroam.server import (
-    cdrs,
-    chargingprofiles,
-    commands,
-    credentials,
-    errors,
-    health,
-    locations,
-    sessions,
-    tariffs,
-    tokens,
-    versions,
-)
+from evroam.server import errors, health
 from evroam.server.access import AccessLogMiddleware
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
@@ -28,25 +16,16 @@ from evroam.store.calllog import CallLog
 
 V = VersionNumber.V2_2_1.value
 
-# module id -> (Sender router, Receiver router); one router per interface.
-MODULE_ROUTERS: dict[str, tuple[APIRouter, APIRouter]] = {
-    "locations": (locations.sender, locations.receiver),
-    "tariffs": (tariffs.sender, tariffs.receiver),
-    "sessions": (sessions.sender, sessions.receiver),
-    "cdrs": (cdrs.sender, cdrs.receiver),
-    "tokens": (tokens.sender, tokens.receiver),
-    "commands": (commands.sender, commands.receiver),
-    "chargingprofiles": (chargingprofiles.sender, chargingprofiles.receiver),
-}
 
-
-def interfaces_for(ctx: ServerContext) -> list[tuple[str, InterfaceRole]]:
-    """The (module, interface) pairs our roles implement, in a stable order."""
-    wanted: list[tuple[str, InterfaceRole]] = []
+def interfaces_for(ctx: ServerContext) -> list[tuple[str, InterfaceRole, APIRouter]]:
+    """The (module, interface, router) our roles implement, in registry order."""
+    wanted: list[tuple[str, InterfaceRole, APIRouter]] = []
     for role, _, _ in ctx.roles:
-        for module, iface in INTERFACES.get(role, {}).items():
-            if (module, iface) not in wanted and module in MODULE_ROUTERS:
-                wanted.append((module, iface))
+        for module, iface in REGISTRY.interfaces_of(role).items():
+            m = REGISTRY[module]
+            router = m.sender if iface == InterfaceRole.SENDER else m.receiver
+            if router is not None and all(w[:2] != (module, iface) for w in wanted):
+                wanted.append((module, iface, router))
     return wanted
 
 
@@ -57,12 +36,11 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
     app.state.unknown_fields = UnknownFieldLog()
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(versions.router)
-    app.include_router(credentials.router)
+    for m in REGISTRY.values():  # modules served outside the per-role interfaces (versions, credentials)
+        if not m.interfaces and m.sender is not None:
+            app.include_router(m.sender)
     ctx.endpoints = []
-    for module, iface in interfaces_for(ctx):
-        sender, receiver = MODULE_ROUTERS[module]
-        router = sender if iface == InterfaceRole.SENDER else receiver
+    for module, iface, router in interfaces_for(ctx):
         if not router.routes:  # an interface with nothing to serve is not published
             continue
         path = interface_path(V, module, iface)

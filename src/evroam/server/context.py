@@ -15,13 +15,10 @@ from evroam.ocpi.common import Role
 from evroam.ocpi.credentials import Credentials
 from evroam.ocpi.versions import Endpoint
 from evroam.server.hooks import Hooks
-from evroam.store.locations import LocationLimits
+from evroam.config import DEFAULT_MAX_BODY_BYTES, LocationLimits
 from evroam.store.parties import Authenticated
 
 
-# Far above any real OCPI object (a Location with a few hundred EVSEs is well
-# under 1 MiB), and small enough that a hostile body never fills memory.
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class CredentialsService(Protocol):

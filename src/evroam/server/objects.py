@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
-from evroam.ocpi.modules import ObjectModule
+from evroam.module import Module
 from evroam.ocpi.status import OcpiError, StatusCode, invalid, not_found
 from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server.auth import authenticate_registered
@@ -48,7 +48,7 @@ def require_own_keys(party: Party, cc: str, pid: str) -> None:
         raise not_found(f"{cc}/{pid} is not among the roles you registered with")
 
 
-def check_identity(obj: OcpiModel, module: ObjectModule, cc: str, pid: str, oid: str) -> None:
+def check_identity(obj: OcpiModel, module: Module, cc: str, pid: str, oid: str) -> None:
     for field, expected in (("country_code", cc), ("party_id", pid), (module.id_field, oid)):
         value = getattr(obj, field)
         if ci_key(value) != ci_key(expected):
@@ -64,7 +64,7 @@ def respond(request: Request, data: Any = None, *, http_status: int = 200, data_
 # --- Sender ---------------------------------------------------------------------------
 
 
-async def sender_list(request: Request, module: ObjectModule, *, ref_keys: set[str] | None = None,
+async def sender_list(request: Request, module: Module, *, ref_keys: set[str] | None = None,
                       date_from_required: bool = False) -> Response:
     await authenticate_registered(request)
     page = page_request(request, date_from_required=date_from_required)
@@ -76,7 +76,7 @@ async def sender_list(request: Request, module: ObjectModule, *, ref_keys: set[s
     return paged_response(request, page, total, repo.splice(docs))
 
 
-async def sender_get_one(request: Request, module: ObjectModule, object_id: str) -> str:
+async def sender_get_one(request: Request, module: Module, object_id: str) -> str:
     """The stored document of one of our objects (404 when unknown)."""
     async with ctx_of(request).engine.connect() as conn:
         stored = await repo.find_any_owner(conn, module.id, object_id, OURS)
@@ -85,10 +85,27 @@ async def sender_get_one(request: Request, module: ObjectModule, object_id: str)
     return stored.data
 
 
+def caller_ref_keys(party: Party) -> set[str]:
+    """The ref_keys (cc+pid of a cdr_token) a partner may see: its own roles'."""
+    return {ci_key(r["country_code"] + r["party_id"]) for r in party.roles or ()}
+
+
+async def own_list(request: Request, module: Module, *, date_from_required: bool = False) -> Response:
+    """Sender GET list of a module whose objects concern one partner each
+    (Module.ref_of: Sessions, CDRs): only those of the caller's tokens."""
+    auth = await authenticate_registered(request)
+    page = page_request(request, date_from_required=date_from_required)
+    async with ctx_of(request).engine.connect() as conn:
+        docs, total = await repo.page(conn, module.id, OURS, offset=page.offset, limit=page.limit,
+                                      date_from=page.date_from, date_to=page.date_to,
+                                      ref_keys=caller_ref_keys(auth.party))
+    return paged_response(request, page, total, repo.splice(docs))
+
+
 # --- Receiver -------------------------------------------------------------------------------
 
 
-async def receiver_get(request: Request, module: ObjectModule, cc: str, pid: str, oid: str,
+async def receiver_get(request: Request, module: Module, cc: str, pid: str, oid: str,
                        type_: str = "") -> Response:
     auth = await authenticate_registered(request)
     require_own_keys(auth.party, cc, pid)
@@ -99,7 +116,7 @@ async def receiver_get(request: Request, module: ObjectModule, cc: str, pid: str
     return respond(request, data_json=stored.data.encode())
 
 
-async def receiver_put(request: Request, module: ObjectModule, cc: str, pid: str, oid: str,
+async def receiver_put(request: Request, module: Module, cc: str, pid: str, oid: str,
                        type_: str = "", ref_key: str | None = None) -> tuple[Response, OcpiModel, Party]:
     auth = await authenticate_registered(request)
     require_own_keys(auth.party, cc, pid)
@@ -128,7 +145,7 @@ def applied(request: Request) -> bool:
     return getattr(request.state, "applied", True)
 
 
-async def receiver_patch(request: Request, module: ObjectModule, cc: str, pid: str, oid: str,
+async def receiver_patch(request: Request, module: Module, cc: str, pid: str, oid: str,
                          type_: str = "", ref_key_of=None, merge=None) -> tuple[Response, OcpiModel, Party]:  # noqa: ANN001
     """PATCH: the named fields replace the stored ones; `merge(stored, patch)`
     overrides that for modules with special rules (Session charging_periods)."""
@@ -186,7 +203,7 @@ class _PatchInvalid(OcpiError):
         super().__init__(StatusCode.INVALID_PARAMETERS, "PATCH makes the object invalid: " + error_text(exc))
 
 
-async def receiver_delete(request: Request, module: ObjectModule, cc: str, pid: str, oid: str) -> Response:
+async def receiver_delete(request: Request, module: Module, cc: str, pid: str, oid: str) -> Response:
     auth = await authenticate_registered(request)
     require_own_keys(auth.party, cc, pid)
     async with ctx_of(request).engine.begin() as conn:

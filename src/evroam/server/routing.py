@@ -35,7 +35,7 @@ from fastapi import Request
 
 from evroam.ocpi.common import Role
 from evroam.ocpi.headers import Routing, RoutingRequest, parse_routing
-from evroam.ocpi.modules import INTERFACES
+from evroam.module import REGISTRY
 from evroam.ocpi.status import invalid
 from evroam.ocpi.types import ci_key
 from evroam.ocpi.versions import InterfaceRole
@@ -44,7 +44,6 @@ from evroam.store.parties import Party
 
 # The paths create_app mounts the module interfaces under.
 _INTERFACE_PATH = re.compile(r"^/ocpi/[^/]+/(sender|receiver)/([a-z]+)(?:/|$)")
-_MODULES = frozenset(m for ifaces in INTERFACES.values() for m in ifaces)
 Key = tuple[str, str]
 
 
@@ -55,7 +54,7 @@ def interface_path(version: str, module: str, iface: InterfaceRole) -> str:
 def interface_of(path: str) -> tuple[str, InterfaceRole] | None:
     """The (module, interface) a path of ours addresses, None off the functional modules."""
     m = _INTERFACE_PATH.match(path)
-    if m is None or m.group(2) not in _MODULES:
+    if m is None or not REGISTRY.get(m.group(2)) or not REGISTRY[m.group(2)].interfaces:
         return None
     return m.group(2), InterfaceRole(m.group(1).upper())
 
@@ -67,7 +66,7 @@ def _other(iface: InterfaceRole | None) -> InterfaceRole | None:
 
 
 def _plays(role: str, module: str | None, iface: InterfaceRole | None) -> bool:
-    return module is not None and INTERFACES.get(role, {}).get(module) == iface  # type: ignore[call-overload]
+    return REGISTRY.plays(role, module, iface)
 
 
 def is_hub(party: Party) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.modules import ObjectModule
+from evroam.module import Module
 from evroam.ocpi.types import ci_key
 from evroam.store.tables import OURS, objects
 
@@ -57,13 +57,13 @@ class ObjectKey:
                 "k_oid": self.oid, "k_type": self.type}
 
 
-def object_key(module: ObjectModule, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
+def object_key(module: Module, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
     """The key an OCPI object is stored under (Tokens: uid + type)."""
     type_ = getattr(obj, "type").value if module.typed else ""
     return ObjectKey(module.id, owner_id, obj.country_code, obj.party_id, getattr(obj, module.id_field), type_)
 
 
-def ref_key(module: ObjectModule, obj: OcpiModel) -> str | None:
+def ref_key(module: Module, obj: OcpiModel) -> str | None:
     """The eMSP a Session or CDR concerns: only that partner may see it."""
     token = getattr(obj, "cdr_token", None)
     if module.id in ("sessions", "cdrs") and token is not None:

@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from evroam.config import RoleConfig
 from evroam.ocpi.base import NotJson, OcpiModel, error_text, load_json
 from evroam.ocpi.common import Role
-from evroam.ocpi.modules import LOCATIONS, OBJECT_MODULES, ObjectModule
+from evroam.modules.locations import MODULE as LOCATIONS
+from evroam.module import REGISTRY
+from evroam.module import Module
 from evroam.ocpi.types import ci_key, format_datetime
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS, objects
-from evroam.store.locations import LocationLimits, refusal
+from evroam.modules.locations.rules import LocationLimits, refusal
 from evroam.sync.publish import object_key, publish_many
 
 IMPORTABLE = ("locations", "tariffs", "tokens", "sessions", "cdrs")
@@ -46,19 +48,19 @@ class Refused(ValueError):
     """An object that is valid OCPI but may not be published as given."""
 
 
-def own_keys(roles: Iterable[RoleConfig], module: ObjectModule) -> set[tuple[str, str]]:
+def own_keys(roles: Iterable[RoleConfig], module: Module) -> set[tuple[str, str]]:
     """(COUNTRY, PARTY) of our roles that own this module's data (a Hub may too)."""
     return {(ci_key(r.country_code), ci_key(r.party_id)) for r in roles if r.role in (module.owner, Role.HUB)}
 
 
-def check_own(obj: OcpiModel, module: ObjectModule, keys: set[tuple[str, str]]) -> None:
+def check_own(obj: OcpiModel, module: Module, keys: set[tuple[str, str]]) -> None:
     if (ci_key(obj.country_code), ci_key(obj.party_id)) not in keys:
         ours = ", ".join(f"{cc}/{pid}" for cc, pid in sorted(keys)) or "none"
         raise Refused(f"country_code/party_id: {obj.country_code}/{obj.party_id} is not one of this node's "
                       f"{module.owner.value} roles ({ours})")
 
 
-def change_kind(module: ObjectModule, obj: OcpiModel, data: str, stored: Stored | None) -> str:
+def change_kind(module: Module, obj: OcpiModel, data: str, stored: Stored | None) -> str:
     """CREATED, UPDATED or UNCHANGED; raises Refused for an unpublishable change."""
     if stored is None or stored.stale:  # stale: one we deleted, published again
         return CREATED
@@ -77,7 +79,7 @@ def _tuple(key: ObjectKey) -> tuple[str, str, str, str]:
     return key.cc, key.pid, key.oid, key.type
 
 
-async def existing(conn: AsyncConnection, module: ObjectModule, keys: Sequence[ObjectKey]) -> dict[tuple, Stored]:
+async def existing(conn: AsyncConnection, module: Module, keys: Sequence[ObjectKey]) -> dict[tuple, Stored]:
     """Our stored objects for these keys, in a few queries rather than one each."""
     out: dict[tuple, Stored] = {}
     oids = sorted({k.oid for k in keys})
@@ -107,7 +109,7 @@ class FileReport:
         return not self.errors
 
 
-def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]],
+def load_file(path: Path, module: Module, keys: set[tuple[str, str]],
               limits: LocationLimits = LocationLimits()) -> tuple[list[OcpiModel], list[str]]:
     """Every object of a file, validated; or the errors, each naming file and index."""
     try:
@@ -147,7 +149,7 @@ def load_file(path: Path, module: ObjectModule, keys: set[tuple[str, str]],
     return objs, errors
 
 
-async def write_file(engine: AsyncEngine, module: ObjectModule, path: Path, objs: list[OcpiModel],
+async def write_file(engine: AsyncEngine, module: Module, path: Path, objs: list[OcpiModel],
                      report: FileReport, on_written: Callable[[int], None] | None = None) -> None:
     """One transaction for the whole file: all of it, or (on any refusal) none."""
     datas = [o.to_json_bytes().decode() for o in objs]
@@ -183,7 +185,7 @@ async def import_files(engine: AsyncEngine, module_id: str, paths: Sequence[Path
     progress display."""
     if module_id not in IMPORTABLE:
         raise ValueError(f"unknown module {module_id!r}; one of {', '.join(IMPORTABLE)}")
-    module = OBJECT_MODULES[module_id]
+    module = REGISTRY.objects()[module_id]
     keys = own_keys(roles, module)
     reports = []
     for path in paths:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.base import OcpiModel
-from evroam.ocpi.modules import ObjectModule
+from evroam.module import Module
 from evroam.ocpi.types import ci_key, utcnow
 from evroam.store import objects, outbox
 from evroam.store import parties as party_repo
@@ -28,7 +28,7 @@ def wants(party: Party, module: str, ref: str | None) -> bool:
     return any(ci_key(r["country_code"] + r["party_id"]) == ref for r in party.roles or ())
 
 
-async def publish(conn: AsyncConnection, module: ObjectModule, obj: OcpiModel, *,
+async def publish(conn: AsyncConnection, module: Module, obj: OcpiModel, *,
                   patch: dict[str, Any] | None = None, sub_path: str | None = None) -> tuple[int, bool]:
     """Store one of our objects and queue it for every partner that receives
     this module. `patch` marks a small change sent as PATCH (e.g. EVSE status);
@@ -44,7 +44,7 @@ async def publish(conn: AsyncConnection, module: ObjectModule, obj: OcpiModel, *
     return pk, created
 
 
-async def unpublish(conn: AsyncConnection, module: ObjectModule, key: objects.ObjectKey) -> bool:
+async def unpublish(conn: AsyncConnection, module: Module, key: objects.ObjectKey) -> bool:
     """Delete one of our objects (Tariffs: the only module whose Receiver has
     DELETE) and queue the DELETE for every partner receiving the module. The
     row stays as a tombstone (store/outbox.py); publishing the object again
@@ -59,7 +59,7 @@ async def unpublish(conn: AsyncConnection, module: ObjectModule, key: objects.Ob
     return True
 
 
-async def publish_many(conn: AsyncConnection, module: ObjectModule, objs: Sequence[OcpiModel], *,
+async def publish_many(conn: AsyncConnection, module: Module, objs: Sequence[OcpiModel], *,
                        receivers: list[Party] | None = None) -> list[objects.Upserted]:
     """`publish()` for many objects at once (bulk import): the same rows in the
     caller's transaction, in a few statements instead of several per object.

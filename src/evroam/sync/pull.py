@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evroam.client.ocpi import OcpiClient, Paging, PartnerError
 from evroam.ocpi.base import error_text
-from evroam.ocpi.modules import OBJECT_MODULES
+from evroam.module import REGISTRY
 from evroam.ocpi.types import ci_key, format_datetime, utcnow
 from evroam.server.hooks import Hooks, Received
 from evroam.store import objects
@@ -70,7 +70,7 @@ async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[object
     """A pulled CDR is received like a pushed one: re-price it once, when it
     first arrives, and keep ACCEPTED or DISPUTED with the reason."""
     from evroam.ocpi.cdrs import CDR
-    from evroam.server.cdrs import verdict
+    from evroam.modules.cdrs.receiver import verdict
 
     for (_, data, _, _), (pk, created, _) in zip(unique.values(), stored, strict=True):
         if created:
@@ -80,7 +80,7 @@ async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[object
 
 async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id: str, *, full: bool = False,
                hooks: Hooks | None = None) -> PullResult:
-    module = OBJECT_MODULES[module_id]
+    module = REGISTRY.objects()[module_id]
     result = PullResult(module_id, full)
     url = party.endpoint_url(module_id, "SENDER")
     if url is None or not party.token_out:

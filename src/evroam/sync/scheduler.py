@@ -31,7 +31,7 @@ from evroam.background import every
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
 from evroam.ocpi.common import Role
-from evroam.ocpi.modules import INTERFACES, OBJECT_MODULES
+from evroam.module import REGISTRY
 from evroam.ocpi.types import utcnow
 from evroam.ocpi.versions import InterfaceRole
 from evroam.server.hooks import Hooks
@@ -45,7 +45,6 @@ log = structlog.get_logger(__name__)
 JITTER = 0.10
 RETRY_S = 900.0  # a failed pull is retried sooner than the next regular one
 _LOCK_BASE = 0x6576_7200_0000_0000  # "evr": keeps our advisory locks apart from anyone else's
-_MODULE_INDEX = {m: i for i, m in enumerate(OBJECT_MODULES)}
 
 
 def jittered(seconds: float) -> float:
@@ -54,8 +53,8 @@ def jittered(seconds: float) -> float:
 
 def receiving_modules(roles: Iterable[Role]) -> list[str]:
     """Object modules where one of our roles implements the Receiver interface."""
-    wanted = {m for r in roles for m, iface in INTERFACES.get(r, {}).items() if iface == InterfaceRole.RECEIVER}
-    return [m for m in OBJECT_MODULES if m in wanted]
+    wanted = {m for r in roles for m, iface in REGISTRY.interfaces_of(r).items() if iface == InterfaceRole.RECEIVER}
+    return [m for m in REGISTRY.objects() if m in wanted]
 
 
 def pull_modules(party: Party, roles: Iterable[Role]) -> list[str]:
@@ -183,7 +182,7 @@ class PullScheduler:
         if self.engine.dialect.name != "postgresql":
             yield True
             return
-        key = _LOCK_BASE + party_id * 64 + _MODULE_INDEX[module]
+        key = _LOCK_BASE + party_id * 64 + list(REGISTRY.objects()).index(module)
         async with self.engine.connect() as conn:
             got = (await conn.execute(sa.select(sa.func.pg_try_advisory_lock(key)))).scalar()
             await conn.commit()

@@ -76,10 +76,10 @@ from evroam.ocpi.status import StatusCode, invalid, not_found
 from evroam.ocpi.types import ci_key
 from evroam.ocpi.versions import InterfaceRole
 from evroam.server.routing import honoured_from, is_hub, requesting_party
-from evroam.store import commands as repo
+from evroam.modules.commands import tracking as repo
 from evroam.store import objects
 from evroam.store import parties as party_repo
-from evroam.store.commands import ACCEPTED, CHARGING_PROFILES, COMMANDS, IN, OUT, Tracked
+from evroam.modules.commands.tracking import ACCEPTED, CHARGING_PROFILES, COMMANDS, IN, OUT, Tracked
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.parties import Party
 from evroam.store.tables import OURS

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.ocpi.locations import EVSE, Connector, Location, Status
-from evroam.ocpi.modules import LOCATIONS
+from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import objects
-from evroam.store.locations import UnknownLocationObject as UnknownLocationObject  # re-exported: raised here
-from evroam.store.locations import duplicate_ids, find_connector, find_evse, index_of, later, location_lock
+from evroam.modules.locations.rules import UnknownLocationObject as UnknownLocationObject  # re-exported: raised here
+from evroam.modules.locations.rules import duplicate_ids, find_connector, find_evse, index_of, later, location_lock
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
 from evroam.sync.publish import publish

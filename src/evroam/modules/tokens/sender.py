@@ -29,7 +29,7 @@ import structlog
 from fastapi import APIRouter, Request
 
 from evroam.ocpi.base import dumps
-from evroam.ocpi.modules import TOKENS
+from evroam.modules.tokens import MODULE as TOKENS
 from evroam.ocpi.status import OcpiError, StatusCode, invalid
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType
 from evroam.ocpi.types import ci_key
@@ -37,13 +37,11 @@ from evroam.server import objects as common
 from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.hooks import Received
 from evroam.store.tables import OURS, objects
 
 log = structlog.get_logger(__name__)
 
-sender = APIRouter()
-receiver = APIRouter()
+router = APIRouter()
 
 
 class Authorize(StrEnum):
@@ -75,7 +73,7 @@ def token_type(request: Request) -> str:
 # --- Sender (eMSP) --------------------------------------------------------------------------
 
 
-@sender.get("")
+@router.get("")
 async def get_tokens(request: Request):  # noqa: ANN201
     return await common.sender_list(request, TOKENS)
 
@@ -118,7 +116,7 @@ def _authorization_json(allowed: AllowedType, token_doc: str, location: Location
             + (b"," + tail if len(tail) > 1 else tail))
 
 
-@sender.post("/{token_uid}/authorize")
+@router.post("/{token_uid}/authorize")
 async def authorize(request: Request, token_uid: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     type_ = token_type(request)
@@ -151,39 +149,3 @@ async def authorize(request: Request, token_uid: str):  # noqa: ANN201
     # Our bug, not the client's: 3000. The returned type is the whole story, so no traceback.
     log.error("authorize.hook_bad_return", returned=type(answer).__name__)
     raise OcpiError(StatusCode.SERVER_ERROR, "authorization hook failed", http_status=500)
-
-
-# --- Receiver (CPO) --------------------------------------------------------------------------
-
-
-@receiver.get("/{country_code}/{party_id}/{token_uid}")
-async def get_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
-    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
-    return await common.receiver_get(request, TOKENS, country_code, party_id, token_uid, token_type(request))
-
-
-@receiver.put("/{country_code}/{party_id}/{token_uid}")
-async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
-    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
-    response, obj, party = await common.receiver_put(request, TOKENS, country_code, party_id, token_uid,
-                                                     token_type(request))
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
-    return response
-
-
-def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    # The type is half of the token's identity (the URL's ?type=); a PATCH cannot move it.
-    if "type" in patch and patch["type"] != current["type"]:
-        raise invalid(f"type: {patch['type']!r} in the body differs from {current['type']!r} in the URL")
-    return {**current, **patch}
-
-
-@receiver.patch("/{country_code}/{party_id}/{token_uid}")
-async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
-    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
-    response, obj, party = await common.receiver_patch(request, TOKENS, country_code, party_id, token_uid,
-                                                       token_type(request), merge=_keep_type)
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
-    return response

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from evroam.ocpi.types import ci_key, format_datetime, parse_datetime
-from evroam.store.locations import UnknownLocationObject, find_evse, index_of
+from evroam.modules.locations.rules import UnknownLocationObject, find_evse, index_of
 
 REMOVED = "REMOVED"
 # Fields that are not "own" fields of a level: children and the derived stamp.

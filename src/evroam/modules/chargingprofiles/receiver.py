@@ -24,29 +24,21 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from evroam.ocpi.base import OcpiModel, error_text
-from evroam.ocpi.chargingprofiles import ActiveChargingProfile, SetChargingProfile
+from evroam.ocpi.chargingprofiles import SetChargingProfile
 from evroam.ocpi.status import invalid
 from evroam.ocpi.types import URL, CiString
-from evroam.server.asyncrequests import (
-    PROFILE_RESULT_MODELS,
+from evroam.modules.commands.asyncrequests import (
     ChargingProfileRequest,
     ProfileRequest,
-    expect_tracked,
     receive_profile_request,
-    store_active_profile,
-    store_result,
 )
-from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.commands import answer, caller_of, callbacks_of
-from evroam.server.objects import OLDER, ctx_of, respond
-from evroam.server.responses import ocpi_response
-from evroam.store.commands import CHARGING_PROFILES
+from evroam.modules.commands.receiver import answer, caller_of, callbacks_of
+from evroam.server.objects import ctx_of
 from evroam.store.parties import Party
 
-sender = APIRouter()
-receiver = APIRouter()
+router = APIRouter()
 
 
 class ChargingProfileEvent(StrEnum):
@@ -81,7 +73,7 @@ async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  
     return answer(request, decision)
 
 
-@receiver.get("/{session_id}")
+@router.get("/{session_id}")
 async def get_active_profile(request: Request, session_id: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     p = _params(request, session_id, need_url=True)
@@ -94,7 +86,7 @@ async def get_active_profile(request: Request, session_id: str):  # noqa: ANN201
     return await _decide(request, auth.party, ChargingProfileEvent.GET_ACTIVE, req)
 
 
-@receiver.put("/{session_id}")
+@router.put("/{session_id}")
 async def put_profile(request: Request, session_id: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     p = _params(request, session_id, need_url=False)
@@ -104,41 +96,9 @@ async def put_profile(request: Request, session_id: str):  # noqa: ANN201
     return await _decide(request, auth.party, ChargingProfileEvent.SET, req)
 
 
-@receiver.delete("/{session_id}")
+@router.delete("/{session_id}")
 async def delete_profile(request: Request, session_id: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     p = _params(request, session_id, need_url=True)
     req = ChargingProfileRequest(ProfileRequest.CLEAR, p.session_id, p.response_url)
     return await _decide(request, auth.party, ChargingProfileEvent.CLEAR, req)
-
-
-@sender.post("/{request_type}/{uid}")
-async def post_result(request: Request, request_type: str, uid: str):  # noqa: ANN201
-    """The response_url of a request we sent: Active/ChargingProfile/ClearProfile result."""
-    auth = await authenticate_registered(request)
-    engine = ctx_of(request).engine
-    await expect_tracked(engine, uid, CHARGING_PROFILES, request_type, auth.party)
-    result = await parse_body(request, PROFILE_RESULT_MODELS[ProfileRequest(request_type)])
-    tracked = await store_result(engine, uid, result)
-    await ctx_of(request).hooks.fire(ChargingProfileEvent.RESULT, tracked, auth.party)
-    return respond(request)
-
-
-@sender.put("/{session_id}")
-async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
-    """The CPO's update of a session's ActiveChargingProfile; answered without data."""
-    auth = await authenticate_registered(request)
-    p = _params(request, session_id, need_url=False)
-    profile = await parse_body(request, ActiveChargingProfile)
-    # The session's CPO, if the request names it believably (server/routing.py).
-    who = routing.honoured_from(auth.party, routing.claimed(request).from_key)
-    created = await store_active_profile(ctx_of(request).engine, auth.party, who, p.session_id, profile)
-    if created is None:
-        # A profile calculated before the one we hold arrived late: success, no change, no hook.
-        return ocpi_response(status_message=OLDER)
-    await ctx_of(request).hooks.fire(ChargingProfileEvent.ACTIVE_PROFILE, p.session_id, profile, auth.party)
-    return respond(request, http_status=201 if created else 200)
-
-
-# Hook authors import the request type from here, next to the event enum.
-__all__ = ["ChargingProfileEvent", "ChargingProfileRequest", "ProfileRequest", "receiver", "sender"]

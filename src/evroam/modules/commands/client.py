@@ -1,6 +1,6 @@
 """Commands and ChargingProfiles (mod_commands, mod_charging_profiles): the
 requests we send. Receiving them, results and the timeout rules are in
-evroam.server.asyncrequests.
+evroam.modules.commands.asyncrequests.
 
 eMSP/SCSP (Sender): `send_command` and `send_profile_request` give every
 request its own response_url ending in a unique id, record it as PENDING,
@@ -33,10 +33,10 @@ from evroam.ocpi.common import Role
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.status import StatusCode
-from evroam.server.asyncrequests import COMMAND_MODELS, PostResult, ProfileRequest, new_uid, routing_for
-from evroam.store import commands as repo
+from evroam.modules.commands.asyncrequests import COMMAND_MODELS, PostResult, ProfileRequest, new_uid, routing_for
+from evroam.modules.commands import tracking as repo
 from evroam.store import parties as party_repo
-from evroam.store.commands import CHARGING_PROFILES, COMMANDS, OUT
+from evroam.modules.commands.tracking import CHARGING_PROFILES, COMMANDS, OUT
 from evroam.store.parties import Party
 
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evroam.client.ocpi import OcpiClient, PartnerError, UnusableReply
 from evroam.ocpi.common import Role
 from evroam.ocpi.headers import Routing
-from evroam.ocpi.modules import TOKENS
+from evroam.modules.tokens import MODULE as TOKENS
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.status import StatusCode
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType, WhitelistType

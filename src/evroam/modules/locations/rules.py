@@ -9,13 +9,14 @@ import asyncio
 import json
 import weakref
 from collections.abc import Hashable
-from dataclasses import dataclass
+
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.locations import EVSE, Location
+from evroam.config import LocationLimits
 from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.store.tables import OURS, objects
 
@@ -59,22 +60,6 @@ def later(a: str, b: str) -> str:
 
 def _get(obj: Any, field: str) -> Any:
     return obj.get(field) if isinstance(obj, dict) else getattr(obj, field)
-
-
-# Far above any real site (the largest hubs have a few hundred charge points,
-# an EVSE a handful of connectors), yet low enough that one Location document
-# stays quick to read, validate and rewrite on every EVSE change: 33,500 EVSEs
-# made each EVSE PATCH take 3.9 s.
-DEFAULT_MAX_EVSES = 2000
-DEFAULT_MAX_CONNECTORS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class LocationLimits:
-    """config.max_evses_per_location and config.max_connectors_per_evse."""
-
-    max_evses: int = DEFAULT_MAX_EVSES
-    max_connectors: int = DEFAULT_MAX_CONNECTORS
 
 
 def refusal(location: Location | dict[str, Any], limits: LocationLimits) -> str | None:

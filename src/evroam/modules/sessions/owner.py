@@ -27,13 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from evroam.ocpi.cdrs import CDR, AuthMethod, CdrDimensionType, CdrLocation, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price, Role
 from evroam.ocpi.locations import Location, Status
-from evroam.ocpi.modules import CDRS, LOCATIONS, SESSIONS
+from evroam.modules.cdrs import MODULE as CDRS
+from evroam.modules.locations import MODULE as LOCATIONS
+from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.ocpi.sessions import Session, SessionStatus
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import utcnow
 from evroam.pricing import DEFAULT_POLICY, CdrBuildError, PricingPolicy, SessionContext, build_cdr
 from evroam.store import objects as repo
-from evroam.store.locations import UnknownLocationObject, find_connector, find_evse
+from evroam.modules.locations.rules import UnknownLocationObject, find_connector, find_evse
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
 from evroam.sync.publish import object_key, publish

@@ -17,39 +17,30 @@ called with (Tracked, Party). The logic lives in server/asyncrequests.py
 
 from __future__ import annotations
 
-from enum import StrEnum
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from evroam.ocpi.commands import CommandResult, CommandType
+from evroam.ocpi.commands import CommandType
 from evroam.ocpi.common import Role
 from evroam.ocpi.status import not_found
-from evroam.server.asyncrequests import (
+from evroam.modules.commands.asyncrequests import (
     COMMAND_MODELS,
     Callbacks,
     Caller,
     Decision,
     caller,
-    expect_tracked,
     receive_command,
-    store_result,
 )
 from evroam.server import routing
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.objects import ctx_of, respond
+from evroam.server.objects import ctx_of
 from evroam.server.responses import ocpi_response
-from evroam.store.commands import COMMANDS
 from evroam.store.parties import Party
 
-sender = APIRouter()
-receiver = APIRouter()
-
-
-class CommandEvent(StrEnum):
-    RESULT = "commands.result"  # eMSP: a CommandResult arrived; hook(tracked, party)
+router = APIRouter()
 
 
 def callbacks_of(request: Request) -> Callbacks:
@@ -75,7 +66,7 @@ def answer(request: Request, decision: Decision) -> Response:
     return response
 
 
-@receiver.post("/{command_type}")
+@router.post("/{command_type}")
 async def post_command(request: Request, command_type: str):  # noqa: ANN201
     auth = await authenticate_registered(request)
     try:
@@ -86,15 +77,3 @@ async def post_command(request: Request, command_type: str):  # noqa: ANN201
     decision = await receive_command(callbacks_of(request), caller_of(request, auth.party), ct, command,
                                      ctx_of(request).hooks.get(ct))
     return answer(request, decision)
-
-
-@sender.post("/{command_type}/{uid}")
-async def post_result(request: Request, command_type: str, uid: str):  # noqa: ANN201
-    """The response_url of a command we sent: its CommandResult."""
-    auth = await authenticate_registered(request)
-    engine = ctx_of(request).engine
-    await expect_tracked(engine, uid, COMMANDS, command_type, auth.party)
-    result = await parse_body(request, CommandResult)
-    tracked = await store_result(engine, uid, result)
-    await ctx_of(request).hooks.fire(CommandEvent.RESULT, tracked, auth.party)
-    return respond(request)

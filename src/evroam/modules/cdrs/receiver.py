@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.cdrs import CDR
-from evroam.ocpi.modules import CDRS
+from evroam.modules.cdrs import MODULE as CDRS
 from evroam.ocpi.status import invalid
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import ci_key
@@ -28,32 +28,22 @@ from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
 from evroam.server.hooks import Received
-from evroam.server.sessions import own_list
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.objects import ref_key
 
 log = structlog.get_logger(__name__)
 
-sender = APIRouter()
-receiver = APIRouter()
+router = APIRouter()
 
 ACCEPTED = "ACCEPTED"
 DISPUTED = "DISPUTED"
 
 
-# --- Sender (CPO) -----------------------------------------------------------------------
-
-
-@sender.get("")
-async def get_cdrs(request: Request):  # noqa: ANN201
-    return await own_list(request, CDRS)
-
-
 # --- Receiver (eMSP) --------------------------------------------------------------------
 
 
-@receiver.post("")
+@router.post("")
 async def post_cdr(request: Request):  # noqa: ANN201
     auth = await authenticate_registered(request)
     cdr = await parse_body(request, CDR)
@@ -88,7 +78,7 @@ async def post_cdr(request: Request):  # noqa: ANN201
     return common.respond(request, http_status=201, headers={"Location": location})
 
 
-@receiver.get("/{country_code}/{party_id}/{cdr_id}")
+@router.get("/{country_code}/{party_id}/{cdr_id}")
 async def get_cdr(request: Request, country_code: str, party_id: str, cdr_id: str):  # noqa: ANN201
     return await common.receiver_get(request, CDRS, country_code, party_id, cdr_id)
 

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from evroam.ocpi.modules import TARIFFS
+from evroam.modules.tariffs import MODULE as TARIFFS
 from evroam.server import objects as common
 from evroam.server.hooks import Received
 
-sender = APIRouter()
-receiver = APIRouter()
+router = APIRouter()
 
 
-@sender.get("")
-async def get_tariffs(request: Request):  # noqa: ANN201
-    return await common.sender_list(request, TARIFFS)
-
-
-@receiver.get("/{country_code}/{party_id}/{tariff_id}")
+@router.get("/{country_code}/{party_id}/{tariff_id}")
 async def get_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
     return await common.receiver_get(request, TARIFFS, country_code, party_id, tariff_id)
 
 
-@receiver.put("/{country_code}/{party_id}/{tariff_id}")
+@router.put("/{country_code}/{party_id}/{tariff_id}")
 async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
     response, obj, party = await common.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
     if common.applied(request):
@@ -30,6 +24,6 @@ async def put_tariff(request: Request, country_code: str, party_id: str, tariff_
     return response
 
 
-@receiver.delete("/{country_code}/{party_id}/{tariff_id}")
+@router.delete("/{country_code}/{party_id}/{tariff_id}")
 async def delete_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
     return await common.receiver_delete(request, TARIFFS, country_code, party_id, tariff_id)

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from evroam.ocpi.base import dumps, error_text
 from evroam.ocpi.locations import EVSE, Connector, Location
-from evroam.ocpi.modules import LOCATIONS
+from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.ocpi.status import invalid, not_found
 from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server import objects as common
@@ -36,8 +36,8 @@ from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Authenticated
-from evroam.store import location_merge as merge
-from evroam.store.locations import (
+from evroam.modules.locations import merge
+from evroam.modules.locations.rules import (
     LocationLimits,
     UnknownLocationObject,
     duplicate_connector_ids,
@@ -47,8 +47,7 @@ from evroam.store.locations import (
     refusal,
 )
 
-sender = APIRouter()
-receiver = APIRouter()
+router = APIRouter()
 
 LOC = "/{location_id}"
 EVSE_PATH = "/{location_id}/{evse_uid}"
@@ -77,35 +76,6 @@ def _child(data: str, evse_uid: str, connector_id: str | None) -> bytes:
     return dumps(_find_connector(evse, connector_id) if connector_id is not None else evse)
 
 
-# --- Sender -------------------------------------------------------------------------------
-
-
-@sender.get("")
-async def get_locations(request: Request):  # noqa: ANN201
-    return await common.sender_list(request, LOCATIONS)
-
-
-@sender.get(LOC)
-async def get_location(request: Request, location_id: str):  # noqa: ANN201
-    await authenticate_registered(request)
-    data = await common.sender_get_one(request, LOCATIONS, location_id)
-    return common.respond(request, data_json=data.encode())
-
-
-@sender.get(EVSE_PATH)
-async def get_evse(request: Request, location_id: str, evse_uid: str):  # noqa: ANN201
-    await authenticate_registered(request)
-    data = await common.sender_get_one(request, LOCATIONS, location_id)
-    return common.respond(request, data_json=_child(data, evse_uid, None))
-
-
-@sender.get(CONN)
-async def get_connector(request: Request, location_id: str, evse_uid: str, connector_id: str):  # noqa: ANN201
-    await authenticate_registered(request)
-    data = await common.sender_get_one(request, LOCATIONS, location_id)
-    return common.respond(request, data_json=_child(data, evse_uid, connector_id))
-
-
 # --- Receiver: GET ----------------------------------------------------------------------------
 
 
@@ -128,18 +98,18 @@ async def _receiver_get(request: Request, cc: str, pid: str, location_id: str, e
     return common.respond(request, data_json=_child(stored.data, evse_uid, connector_id))
 
 
-@receiver.get(RX + LOC)
+@router.get(RX + LOC)
 async def rx_get_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
     return await _receiver_get(request, country_code, party_id, location_id)
 
 
-@receiver.get(RX + EVSE_PATH)
+@router.get(RX + EVSE_PATH)
 async def rx_get_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                       evse_uid: str):
     return await _receiver_get(request, country_code, party_id, location_id, evse_uid)
 
 
-@receiver.get(RX + CONN)
+@router.get(RX + CONN)
 async def rx_get_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                            evse_uid: str, connector_id: str):
     return await _receiver_get(request, country_code, party_id, location_id, evse_uid, connector_id)
@@ -149,7 +119,7 @@ async def rx_get_connector(request: Request, country_code: str, party_id: str, l
 #
 # Messages may arrive in any order (at-least-once delivery, several
 # connections): each is merged level by level and field by field, as
-# docs/ordering.md describes (evroam.store.location_merge). A message that
+# docs/ordering.md describes (evroam.modules.locations.merge). A message that
 # changes nothing, being older than what is stored or the same again, is
 # answered with success and fires no hook.
 
@@ -240,7 +210,7 @@ def _whole(patch: dict[str, Any], field: str, model: type[EVSE] | type[Connector
     patch[field] = [common.validate_merged(model, item).to_wire() for item in items]
 
 
-@receiver.put(RX + LOC)
+@router.put(RX + LOC)
 async def rx_put_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
     auth = await _auth(request, country_code, party_id)
     location = await parse_body(request, Location)
@@ -249,7 +219,7 @@ async def rx_put_location(request: Request, country_code: str, party_id: str, lo
     return await _write(request, auth, country_code, party_id, location_id, merge.PUT, location.to_wire())
 
 
-@receiver.put(RX + EVSE_PATH)
+@router.put(RX + EVSE_PATH)
 async def rx_put_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                       evse_uid: str):
     auth = await _auth(request, country_code, party_id)
@@ -261,7 +231,7 @@ async def rx_put_evse(request: Request, country_code: str, party_id: str, locati
     return await _write(request, auth, country_code, party_id, location_id, merge.PUT, evse.to_wire(), evse_uid)
 
 
-@receiver.put(RX + CONN)
+@router.put(RX + CONN)
 async def rx_put_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                            evse_uid: str, connector_id: str):
     auth = await _auth(request, country_code, party_id)
@@ -272,7 +242,7 @@ async def rx_put_connector(request: Request, country_code: str, party_id: str, l
                         evse_uid, connector_id)
 
 
-@receiver.patch(RX + LOC)
+@router.patch(RX + LOC)
 async def rx_patch_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
     auth = await _auth(request, country_code, party_id)
     patch = await common.parse_patch(request)
@@ -280,7 +250,7 @@ async def rx_patch_location(request: Request, country_code: str, party_id: str, 
     return await _write(request, auth, country_code, party_id, location_id, merge.PATCH, patch)
 
 
-@receiver.patch(RX + EVSE_PATH)
+@router.patch(RX + EVSE_PATH)
 async def rx_patch_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                         evse_uid: str):
     auth = await _auth(request, country_code, party_id)
@@ -291,7 +261,7 @@ async def rx_patch_evse(request: Request, country_code: str, party_id: str, loca
     return await _write(request, auth, country_code, party_id, location_id, merge.PATCH, patch, evse_uid)
 
 
-@receiver.patch(RX + CONN)
+@router.patch(RX + CONN)
 async def rx_patch_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
                              evse_uid: str, connector_id: str):
     auth = await _auth(request, country_code, party_id)

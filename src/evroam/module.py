@@ -1,0 +1,119 @@
+"""What a module package tells the generic layers about itself.
+
+Each OCPI module is one package under `evroam/modules/` whose `__init__.py`
+builds one `Module`; `evroam/modules/__init__.py` registers them all in
+`REGISTRY`, once. The generic layers (server, store, sync, parties) never
+name a module: they look its description up here by the id they were handed
+(a URL, an outbox row, a command line). So this file imports only `ocpi`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from evroam.ocpi.base import OcpiModel
+from evroam.ocpi.common import Role
+from evroam.ocpi.types import ci_key
+from evroam.ocpi.versions import InterfaceRole
+
+Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(slots=True, eq=False)
+class Module:
+    id: str  # the module id of the spec (ModuleID)
+    # Which interface each role implements ("Interfaces" in mod_*.asciidoc).
+    interfaces: Mapping[Role, InterfaceRole] = field(default_factory=dict)
+    sender: Any = None  # the APIRouter of the Sender interface we serve, if any
+    receiver: Any = None  # the APIRouter of the Receiver interface we serve, if any
+    # --- object modules: what is stored, and how it is keyed ---
+    model: type[OcpiModel] | None = None
+    owner: Role | None = None  # the role that owns the data (implements the Sender interface)
+    id_field: str = "id"
+    typed: bool = False  # identity is id + type (Tokens)
+    patchable: bool = False  # the Receiver has PATCH
+    deletable: bool = False  # the Receiver has DELETE
+    immutable: bool = False  # POSTed once, never changed (CDRs)
+    # PATCH fields whose values are appended to the stored list instead of replacing it.
+    appended: tuple[str, ...] = ()
+    # How a Receiver PATCH merges into the stored document (None: fields replace).
+    merge: Merge | None = None
+    # The partner an object concerns, as ci_key(cc + pid), when only it may see it.
+    ref_of: Callable[[OcpiModel], str | None] | None = None
+    # Query parameters a first (full) pull sends, where the Sender requires some.
+    pull_params: Mapping[str, str] = field(default_factory=dict)
+    # Extra owner-side checks before one of our objects is stored (raise ValueError).
+    owner_rules: Callable[..., Any] | None = None
+
+    @property
+    def stores_objects(self) -> bool:
+        return self.model is not None
+
+    def key_of(self, obj: OcpiModel) -> tuple[str, str, str, str]:
+        """(country_code, party_id, id, type) of an object of this module."""
+        type_ = getattr(obj, "type").value if self.typed else ""
+        return obj.country_code, obj.party_id, getattr(obj, self.id_field), type_
+
+    def ref(self, obj: OcpiModel) -> str | None:
+        return self.ref_of(obj) if self.ref_of is not None else None
+
+
+def ref_by_token(obj: OcpiModel) -> str | None:
+    """Sessions and CDRs concern the eMSP of their token only."""
+    token = getattr(obj, "cdr_token", None)
+    return ci_key(token.country_code + token.party_id) if token is not None else None
+
+
+class Modules(Mapping[str, Module]):
+    """The registered modules, in registration order (the order version
+    details list them and pulls run)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Module] = {}
+
+    def add(self, package: ModuleType) -> Module:
+        """Register a module package: its `MODULE` description, with the
+        `router` of its sender.py and receiver.py (None where it serves none)."""
+        m: Module = package.MODULE
+        if m.id in self._by_id:
+            raise ValueError(f"module {m.id!r} registered twice")
+        m.sender = getattr(getattr(package, "sender", None), "router", None)
+        m.receiver = getattr(getattr(package, "receiver", None), "router", None)
+        self._by_id[m.id] = m
+        return m
+
+    def __getitem__(self, module_id: str) -> Module:
+        try:
+            return self._by_id[module_id]
+        except KeyError:
+            if not self._by_id:
+                raise KeyError(f"{module_id!r}: no module is registered (import evroam.modules)") from None
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def objects(self) -> dict[str, Module]:
+        """The modules that store objects (Locations, Tariffs, …)."""
+        return {k: m for k, m in self._by_id.items() if m.stores_objects}
+
+    def interfaces_of(self, role: Role | str) -> dict[str, InterfaceRole]:
+        """module id -> the interface `role` implements."""
+        role = Role(role)
+        return {k: m.interfaces[role] for k, m in self._by_id.items() if role in m.interfaces}
+
+    def plays(self, role: Role | str, module_id: str | None, iface: InterfaceRole | None) -> bool:
+        m = self._by_id.get(module_id or "")
+        try:
+            return m is not None and m.interfaces.get(Role(role)) == iface
+        except ValueError:
+            return False
+
+
+REGISTRY = Modules()

@@ -1,0 +1,16 @@
+"""CDRs (mod_cdrs.asciidoc): charge detail records, POSTed once and never changed."""
+
+from evroam.module import Module, ref_by_token
+from evroam.ocpi.cdrs import CDR
+from evroam.ocpi.common import Role
+from evroam.ocpi.versions import InterfaceRole
+
+MODULE = Module(
+    "cdrs",
+    {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
+    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token,
+)
+
+from evroam.modules.cdrs import owner, receiver, sender  # noqa: E402  (they use MODULE)
+
+__all__ = ["MODULE", "owner", "receiver", "sender"]

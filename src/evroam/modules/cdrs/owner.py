@@ -1,0 +1,1 @@
+"""Cdrs: owner-side rules beyond the generic ones (sync/own.py): none."""

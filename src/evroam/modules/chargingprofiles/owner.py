@@ -1,0 +1,1 @@
+"""Chargingprofiles: owner-side rules beyond the generic ones (sync/own.py): none."""

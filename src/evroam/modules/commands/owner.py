@@ -1,0 +1,1 @@
+"""Commands: owner-side rules beyond the generic ones (sync/own.py): none."""

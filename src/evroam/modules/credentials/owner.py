@@ -1,0 +1,1 @@
+"""Credentials: owner-side rules beyond the generic ones (sync/own.py): none."""

@@ -1,0 +1,3 @@
+"""Credentials: no Receiver interface; what we serve is in sender.py."""
+
+router = None

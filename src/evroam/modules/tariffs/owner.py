@@ -1,0 +1,1 @@
+"""Tariffs: owner-side rules beyond the generic ones (sync/own.py): none."""

@@ -1,0 +1,15 @@
+"""Tariffs module (mod_tariffs.asciidoc): Sender (CPO) and Receiver (eMSP) routers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from evroam.modules.tariffs import MODULE as TARIFFS
+from evroam.server import objects as common
+
+router = APIRouter()
+
+
+@router.get("")
+async def get_tariffs(request: Request):  # noqa: ANN201
+    return await common.sender_list(request, TARIFFS)

@@ -1,0 +1,19 @@
+"""Tokens (mod_tokens.asciidoc): the eMSP's cards and apps, keyed by uid and type.
+
+client.py is the CPO's real-time authorization (POST {uid}/authorize).
+"""
+
+from evroam.module import Module
+from evroam.ocpi.common import Role
+from evroam.ocpi.tokens import Token
+from evroam.ocpi.versions import InterfaceRole
+
+MODULE = Module(
+    "tokens",
+    {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
+    model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True,
+)
+
+from evroam.modules.tokens import client, owner, receiver, sender  # noqa: E402  (they use MODULE)
+
+__all__ = ["MODULE", "client", "owner", "receiver", "sender"]

@@ -1,0 +1,1 @@
+"""Tokens: owner-side rules beyond the generic ones (sync/own.py): none."""

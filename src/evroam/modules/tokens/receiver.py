@@ -1,0 +1,81 @@
+"""Tokens module (mod_tokens.asciidoc): Sender (eMSP) and Receiver (CPO) routers.
+
+Sender: the token list (paginated) and real-time authorization,
+`POST {url}/{token_uid}/authorize[?type=]`. The eMSP's business decision comes
+from a hook:
+
+    @node.on(Authorize.TOKEN)
+    async def decide(token: Token, location: LocationReferences | None, party: Party):
+        if location is None:
+            raise LocationRequired()             # answered as 2002
+        return AllowedType.NO_CREDIT             # or a whole AuthorizationInfo
+
+Without a hook a valid token is ALLOWED and any other BLOCKED.
+
+Receiver: GET, PUT and PATCH on `{url}/{cc}/{pid}/{uid}[?type=]`. A token is
+identified by uid AND type; an absent `type` means RFID. POST and DELETE do not
+exist: an eMSP invalidates a token with valid=false.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from evroam.modules.tokens import MODULE as TOKENS
+from evroam.ocpi.status import invalid
+from evroam.ocpi.tokens import TokenType
+from evroam.server import objects as common
+from evroam.server.auth import authenticate_registered
+from evroam.server.hooks import Received
+
+
+router = APIRouter()
+
+
+def token_type(request: Request) -> str:
+    """The `?type=` URL parameter; absent means RFID (mod_tokens, request parameters)."""
+    raw = request.query_params.get("type")
+    if raw is None:
+        return TokenType.RFID.value
+    try:
+        return TokenType(raw).value
+    except ValueError:
+        raise invalid(f"type: {raw!r} is not a TokenType ({', '.join(t.value for t in TokenType)})") from None
+
+
+# --- Receiver (CPO) --------------------------------------------------------------------------
+
+
+@router.get("/{country_code}/{party_id}/{token_uid}")
+async def get_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
+    return await common.receiver_get(request, TOKENS, country_code, party_id, token_uid, token_type(request))
+
+
+@router.put("/{country_code}/{party_id}/{token_uid}")
+async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
+    response, obj, party = await common.receiver_put(request, TOKENS, country_code, party_id, token_uid,
+                                                     token_type(request))
+    if common.applied(request):
+        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
+    return response
+
+
+def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    # The type is half of the token's identity (the URL's ?type=); a PATCH cannot move it.
+    if "type" in patch and patch["type"] != current["type"]:
+        raise invalid(f"type: {patch['type']!r} in the body differs from {current['type']!r} in the URL")
+    return {**current, **patch}
+
+
+@router.patch("/{country_code}/{party_id}/{token_uid}")
+async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+    await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
+    response, obj, party = await common.receiver_patch(request, TOKENS, country_code, party_id, token_uid,
+                                                       token_type(request), merge=_keep_type)
+    if common.applied(request):
+        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
+    return response

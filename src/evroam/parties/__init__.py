@@ -1,1 +1,0 @@
-"""Partners, the credentials handshake and tokens."""
