@@ -21,7 +21,8 @@ from evroam.ocpi.types import format_datetime
 from evroam.pricing import CdrBuildError
 from evroam.modules.locations import receiver as locations_module
 from evroam.server.hooks import Received
-from evroam.modules.sessions.receiver import SessionEvent, knows_evse
+from evroam.modules.sessions.receiver import knows_evse
+from evroam.modules.sessions.sender import SessionEvent
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
