@@ -37,6 +37,9 @@ class Module:
     patchable: bool = False  # the Receiver has PATCH
     deletable: bool = False  # the Receiver has DELETE
     immutable: bool = False  # POSTed once, never changed (CDRs)
+    # Whether a Receiver's object URL ends in the id: {cc}/{pid}/{id}. HubClientInfo's
+    # is {cc}/{pid}, the party it describes.
+    id_in_url: bool = True
     # PATCH fields whose values are appended to the stored list instead of replacing it.
     appended: tuple[str, ...] = ()
     # How a Receiver PATCH merges into the stored document (None: fields replace).
@@ -45,6 +48,10 @@ class Module:
     ref_of: Callable[[OcpiModel], str | None] | None = None
     # Query parameters a first (full) pull sends, where the Sender requires some.
     pull_params: Mapping[str, str] = field(default_factory=dict)
+    # Who may read and write under a country_code/party_id at our Receiver:
+    # `check(party, cc, pid)` raises; None is the rule of every module but
+    # HubClientInfo: only under the caller's own roles.
+    may_write: Callable[[Any, str, str], None] | None = None
     # Extra owner-side checks before one of our objects is stored (raise ValueError).
     owner_rules: Callable[..., Any] | None = None
 
@@ -56,6 +63,15 @@ class Module:
         """(country_code, party_id, id, type) of an object of this module."""
         type_ = getattr(obj, "type").value if self.typed else ""
         return obj.country_code, obj.party_id, getattr(obj, self.id_field), type_
+
+    def url_parts(self, doc: Mapping[str, Any]) -> tuple[str, ...]:
+        """The segments after a Receiver endpoint that address this object (a stored document)."""
+        parts = (doc["country_code"], doc["party_id"])
+        return (*parts, doc[self.id_field]) if self.id_in_url else parts
+
+    def url_params(self, doc: Mapping[str, Any]) -> dict[str, str] | None:
+        """Query parameters that complete the address (Tokens: ?type=)."""
+        return {"type": doc["type"]} if self.typed else None
 
     def ref(self, obj: OcpiModel) -> str | None:
         return self.ref_of(obj) if self.ref_of is not None else None

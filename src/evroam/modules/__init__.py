@@ -14,6 +14,7 @@ from evroam.modules import (
     chargingprofiles,
     commands,
     credentials,
+    hubclientinfo,
     locations,
     sessions,
     tariffs,
@@ -30,5 +31,6 @@ REGISTRY.add(cdrs)
 REGISTRY.add(tokens)
 REGISTRY.add(commands)
 REGISTRY.add(chargingprofiles)
+REGISTRY.add(hubclientinfo)
 
 __all__ = ["REGISTRY", "Module"]

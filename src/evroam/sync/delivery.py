@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evroam.module import REGISTRY
 from evroam.background import Background
 from evroam.client.ocpi import OcpiClient, OcpiResult, PartnerError
 from evroam.ocpi.headers import Routing
@@ -161,10 +162,10 @@ class DeliveryWorker:
                           *(_partner_key(party) or (None, None)))
         if d.method == "POST":
             return Request(d.method, base, data.encode(), None, routing, None, data, None)
-        id_field = "uid" if d.module == "tokens" else "id"
-        whole = join_url(base, doc["country_code"], doc["party_id"], doc[id_field])
+        module = REGISTRY[d.module]
+        whole = join_url(base, *module.url_parts(doc))
         url = join_url(whole, d.sub_path) if d.sub_path else whole
-        params = {"type": doc["type"]} if d.module == "tokens" else None
+        params = module.url_params(doc)
         if deleted:
             return Request("DELETE", whole, b"", params, routing, whole, data, None)
         if d.method in ("PUT", "DELETE"):

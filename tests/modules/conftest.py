@@ -1,0 +1,1 @@
+from tests.nodes import cluster  # noqa: F401
