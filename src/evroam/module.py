@@ -9,7 +9,7 @@ name a module: they look its description up here by the id they were handed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -46,6 +46,9 @@ class Module:
     merge: Merge | None = None
     # The partner an object concerns, as ci_key(cc + pid), when only it may see it.
     ref_of: Callable[[OcpiModel], str | None] | None = None
+    # How an object a partner sends us (pushed or pulled) is judged before it is
+    # stored: `await judge(conn, owner_id, obj) -> (status, note)` (CDRs: re-priced).
+    judge: Callable[..., Awaitable[tuple[str, str | None]]] | None = None
     # Query parameters a first (full) pull sends, where the Sender requires some.
     pull_params: Mapping[str, str] = field(default_factory=dict)
     # Who may read and write under a country_code/party_id at our Receiver:

@@ -8,7 +8,7 @@ successful sync, which heals anything a missed push left behind.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evroam.client.ocpi import OcpiClient, Paging, PartnerError
 from evroam.ocpi.base import error_text
-from evroam.module import REGISTRY
+from evroam.module import REGISTRY, Module
 from evroam.ocpi.types import ci_key, format_datetime, utcnow
 from evroam.server.hooks import Hooks, Received
 from evroam.store import objects
@@ -29,7 +29,6 @@ from evroam.sync.publish import object_key, ref_key
 
 log = structlog.get_logger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -66,15 +65,14 @@ async def _record(engine: AsyncEngine, party_id: int, module: str, **values: obj
                                                   set_=values))
 
 
-async def _check_new_cdrs(conn, owner_id: int, unique: dict, stored: list[objects.Upserted]) -> None:  # noqa: ANN001
-    """A pulled CDR is received like a pushed one: re-price it once, when it
-    first arrives, and keep ACCEPTED or DISPUTED with the reason."""
-    from evroam.ocpi.cdrs import CDR
-    from evroam.modules.cdrs.receiver import verdict
-
+async def _judge_new(conn, module: Module, owner_id: int, unique: dict,  # noqa: ANN001
+                     stored: list[objects.Upserted]) -> None:
+    """A pulled object is received like a pushed one: judged once, when it
+    first arrives (CDRs: re-priced, kept ACCEPTED or DISPUTED with the reason)."""
+    assert module.judge is not None and module.model is not None
     for (_, data, _, _), (pk, created, _) in zip(unique.values(), stored, strict=True):
         if created:
-            status, note = await verdict(conn, owner_id, CDR.from_wire(data))
+            status, note = await module.judge(conn, owner_id, module.model.from_wire(data))
             await objects.set_status(conn, pk, status, note)
 
 
@@ -91,8 +89,8 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
     params: dict[str, str] = {}
     if since is not None:
         params["date_from"] = format_datetime(since)
-    elif module_id == "sessions":
-        params["date_from"] = format_datetime(EPOCH)  # required by the Sessions Sender
+    else:
+        params.update(module.pull_params)  # what a Sender requires of a first pull (Sessions: date_from)
     owners = {(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in party.roles or ()}
     seen: set[int] = set()
     paging = Paging()
@@ -118,8 +116,8 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
             async with engine.begin() as conn:
                 # A version pushed to us after this page was read is newer: kept.
                 stored = await objects.upsert_many(conn, list(unique.values()), keep_newer=True)
-                if module_id == "cdrs":
-                    await _check_new_cdrs(conn, party.id, unique, stored)
+                if module.judge is not None:
+                    await _judge_new(conn, module, party.id, unique, stored)
             seen.update(u.pk for u in stored)
             result.stored += len(rows)
             result.kept_newer += sum(1 for u in stored if not u.written)

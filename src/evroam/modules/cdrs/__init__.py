@@ -4,11 +4,12 @@ from evroam.module import Module, ref_by_token
 from evroam.ocpi.cdrs import CDR
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
+from evroam.modules.cdrs.rules import verdict
 
 MODULE = Module(
     "cdrs",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
-    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token,
+    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, judge=verdict,
 )
 
 from evroam.modules.cdrs import owner, receiver, sender  # noqa: E402  (they use MODULE)

@@ -11,19 +11,16 @@ ACCEPTED or DISPUTED with the reason in objects.status/note.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.cdrs import CDR
 from evroam.modules.cdrs import MODULE as CDRS
 from evroam.ocpi.status import invalid
-from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import ci_key
-from evroam.pricing import check_cdr
+from evroam.modules.cdrs.rules import ACCEPTED, verdict
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
@@ -36,8 +33,6 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter()
 
-ACCEPTED = "ACCEPTED"
-DISPUTED = "DISPUTED"
 
 
 # --- Receiver (eMSP) --------------------------------------------------------------------
@@ -81,55 +76,3 @@ async def post_cdr(request: Request):  # noqa: ANN201
 @router.get("/{country_code}/{party_id}/{cdr_id}")
 async def get_cdr(request: Request, country_code: str, party_id: str, cdr_id: str):  # noqa: ANN201
     return await common.receiver_get(request, CDRS, country_code, party_id, cdr_id)
-
-
-# --- the consistency check -------------------------------------------------------------
-
-
-async def verdict(conn: AsyncConnection, owner_id: int, cdr: CDR) -> tuple[str, str | None]:
-    """(ACCEPTED | DISPUTED, reason) for a received CDR.
-
-    Priced with the tariffs it carries; the tariffs we hold from that CPO for
-    the CDR's connector (and any tariff_id its periods name) fill in. The
-    Location we received gives the time zone; without it, UTC, noted.
-    """
-    notes: list[str] = []
-    loc = cdr.cdr_location
-    stored = await repo.get(conn, ObjectKey("locations", owner_id, cdr.country_code, cdr.party_id, loc.id))
-    location = json.loads(stored.data) if stored is not None else None
-    time_zone = location.get("time_zone") if location else None
-    if time_zone is None:
-        notes.append(f"priced in UTC: location {loc.id} not received from this CPO")
-    wanted = {ci_key(t) for t in _connector_tariff_ids(location, loc.evse_uid, loc.connector_id)}
-    carried = {ci_key(t.id) for t in cdr.tariffs or ()}
-    wanted |= {ci_key(p.tariff_id) for p in cdr.charging_periods if p.tariff_id} - carried
-    ours: list[Tariff] = []
-    for tid in sorted(wanted):
-        t = await repo.get(conn, ObjectKey("tariffs", owner_id, cdr.country_code, cdr.party_id, tid))
-        if t is not None:
-            ours.append(Tariff.from_wire(t.data))
-    try:
-        report = check_cdr(cdr, tariffs=ours, time_zone=time_zone)
-    except (LookupError, ValueError) as exc:  # no tariff, an unknown zone, a timeline that cannot be priced
-        return DISPUTED, "; ".join([f"cannot verify: {exc}", *notes])
-    if cdr.credit:
-        original = await repo.get(conn, ObjectKey(CDRS.id, owner_id, cdr.country_code, cdr.party_id,
-                                                  cdr.credit_reference_id or ""))
-        if original is None:
-            notes.append(f"credit for CDR {cdr.credit_reference_id}, which we never received")
-    notes += [n for n in report.notes if not n.startswith("time zone:")]
-    notes += [f"~ {d}" for d in report.inconsistencies]
-    if report.ok:
-        return ACCEPTED, "; ".join(notes) or None
-    return DISPUTED, "; ".join([*(str(d) for d in report.differences), *notes])
-
-
-def _connector_tariff_ids(location: dict | None, evse_uid: str, connector_id: str) -> list[str]:
-    if not location:
-        return []
-    for evse in location.get("evses") or ():
-        if ci_key(evse.get("uid", "")) == ci_key(evse_uid):
-            for conn in evse.get("connectors") or ():
-                if ci_key(conn.get("id", "")) == ci_key(connector_id):
-                    return list(conn.get("tariff_ids") or ())
-    return []
