@@ -19,7 +19,6 @@ from evroam.ocpi.sessions import ChargingPreferencesResponse, Session
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime
 from evroam.pricing import CdrBuildError
-from evroam.modules.locations import receiver as locations_module
 from evroam.server.hooks import Received
 from evroam.modules.sessions.receiver import knows_evse
 from evroam.modules.sessions.sender import SessionEvent
@@ -475,9 +474,6 @@ async def test_session_that_never_ends(cluster):
 
 
 async def test_session_at_an_evse_the_emsp_has_not_synced(cluster):
-    if not locations_module.sender.routes:
-        pytest.skip("the Locations Sender router is not written yet (server/locations.py); nothing to pull from")
-
     async def publish_before_registration(cpo: Node) -> None:
         # Published before the eMSP registered: it was never pushed there.
         await cpo.publish("locations", Location.from_wire(location("LOC9", evses=(("E9", (), ("T1",)),))))
