@@ -31,7 +31,7 @@ from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey

@@ -23,7 +23,7 @@ from evroam.modules.sessions.periods import append_periods
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.server.responses import ocpi_response
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from evroam.modules.tariffs import MODULE as TARIFFS
 from evroam.server import objects as common
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 
 router = APIRouter()
 

@@ -28,7 +28,7 @@ from evroam.ocpi.status import invalid
 from evroam.ocpi.tokens import TokenType
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 
 
 router = APIRouter()
