@@ -72,7 +72,7 @@ def install_hooks(node: Node, spec: str | None) -> None:
     """`--hooks` (or `hooks` in evroam.toml) for serve and worker: one JSON
     line (`hooks.load_failed`, like every line these processes print) and
     exit 2 when the module cannot be used."""
-    from evroam.server.hooks import HookLoadError
+    from evroam.hooks import HookLoadError
 
     try:
         node.install_hooks(spec)

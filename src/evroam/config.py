@@ -87,7 +87,7 @@ class NodeConfig:
     lag_check_s: float = 5.0
     # GET /metrics (Prometheus text format, unauthenticated): opt in.
     metrics: bool = False
-    # A module whose setup(node) registers business hooks (server/hooks.py
+    # A module whose setup(node) registers business hooks (evroam/hooks.py
     # load_setup), loaded by `serve` and `worker`. A .py path is relative to home.
     hooks: str | None = None
     # Logging of `serve` and `worker` (logs.py): the level, and one line per

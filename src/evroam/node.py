@@ -22,7 +22,7 @@ from evroam.client.http import new_session
 from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
 from evroam.logs import parse_level
-from evroam.server.hooks import HookLoadError, Hooks, load_setup
+from evroam.hooks import HookLoadError, Hooks, load_setup
 from evroam.ocpi.base import OcpiModel
 from evroam.modules import REGISTRY
 from evroam.module import Module

@@ -19,7 +19,7 @@ from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.tariffs import Tariff
 from evroam.pricing import build_cdr, credit_cdr
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.modules.sessions import owner as ops
 from tests.conftest import load_example
 from tests.integration.test_credentials import call

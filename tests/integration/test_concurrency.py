@@ -12,7 +12,7 @@ import asyncio
 import json
 
 from evroam.ocpi.tariffs import Tariff
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from tests.integration.test_credentials import call
 from tests.integration.test_delivery_faults import change, holds_exactly, latest_ours
 from tests.integration.test_sessions import pair, period, session, ts

@@ -28,7 +28,7 @@ from evroam.config import NodeConfig
 from evroam.node import Node
 from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS

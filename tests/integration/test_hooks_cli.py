@@ -195,7 +195,7 @@ RECORDER = '''
 import os
 from pathlib import Path
 
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 
 
 def setup(node):

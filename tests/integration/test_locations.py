@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from evroam.ocpi.locations import EVSE, Connector, Location
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.modules.locations import owner as ours

@@ -12,8 +12,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 
 from evroam.modules.commands.asyncrequests import active_profile
-from evroam.modules.chargingprofiles.receiver import ChargingProfileEvent
-from evroam.server.hooks import Received
+from evroam.modules.events import ChargingProfileEvent, Received
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from tests.conftest import load_example

@@ -16,8 +16,8 @@ from evroam.ocpi.headers import encode_token
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.modules.tokens.client import CACHE, OFFLINE_FALLBACK, REALTIME
-from evroam.server.hooks import Received
-from evroam.modules.tokens.sender import Authorize, LocationRequired
+from evroam.modules.events import Authorize, Received
+from evroam.modules.tokens.sender import LocationRequired
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party

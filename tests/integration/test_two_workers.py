@@ -13,7 +13,7 @@ import pytest
 
 from evroam.config import NodeConfig
 from evroam.node import Node
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import calllog
 from tests.integration.test_cli import free_port, run, wait_http
 from tests.integration.test_credentials import EMSP

@@ -25,7 +25,7 @@ from evroam.ocpi.status import OcpiError, StatusCode
 from evroam.server.responses import ocpi_response
 
 if TYPE_CHECKING:
-    from evroam.node import Node
+    from evroam.admin.service import NodeService
 
 M = TypeVar("M", bound=OcpiModel)
 
@@ -60,7 +60,7 @@ def answers(*codes: int, **meaning: str) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Envelope, "description": said.get(code) or _MEANING[code]} for code in codes}
 
 
-def node_of(request: Request) -> Node:
+def node_of(request: Request) -> NodeService:
     return request.app.state.node
 
 
@@ -108,7 +108,7 @@ async def parse_object(request: Request, model: type[M]) -> M:
         raise bad_request(error_text(exc)) from None
 
 
-def create_admin_app(node: Node):  # noqa: ANN201
+def create_admin_app(node: NodeService):  # noqa: ANN201
     from evroam.admin.app import create_admin_app as create
 
     return create(node)

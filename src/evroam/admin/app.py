@@ -27,7 +27,7 @@ from evroam.ocpi.status import OcpiError, StatusCode
 from evroam.server.responses import ocpi_response
 
 if TYPE_CHECKING:
-    from evroam.node import Node
+    from evroam.admin.service import NodeService
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ def _install_errors(app: FastAPI) -> None:
         return ocpi_response(status_code=StatusCode.SERVER_ERROR, status_message="internal error", http_status=500)
 
 
-def create_admin_app(node: Node) -> FastAPI | None:
+def create_admin_app(node: NodeService) -> FastAPI | None:
     token = resolve_token(node.config)
     if token is None:
         log.info("admin.disabled", reason=f"no admin token: set {TOKEN_ENV} or {TOKEN_FILE_ENV} to enable /admin")
@@ -153,7 +153,7 @@ def _document_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def mount_admin(node: Node, app: FastAPI) -> bool:
+def mount_admin(node: NodeService, app: FastAPI) -> bool:
     """Mount the admin API at /admin on the node's app, if a token is configured."""
     admin = create_admin_app(node)
     if admin is None:

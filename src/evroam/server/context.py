@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evroam.ocpi.common import Role
 from evroam.ocpi.credentials import Credentials
 from evroam.ocpi.versions import Endpoint
-from evroam.server.hooks import Hooks
+from evroam.hooks import Hooks
 from evroam.config import DEFAULT_MAX_BODY_BYTES, LocationLimits
 from evroam.store.parties import Authenticated
 

@@ -7,11 +7,11 @@ handlers, so the rules live in one place:
 - PUT answers 201 when it creates and 200 when it replaces;
 - a PATCH never creates and must carry last_updated;
 - a rejected request writes nothing.
+The Receiver's writes (PUT, PATCH, DELETE) are server/writes.py.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
@@ -23,7 +23,6 @@ from evroam.module import Module
 from evroam.ocpi.status import OcpiError, StatusCode, invalid, not_found
 from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server.auth import authenticate_registered
-from evroam.server.body import parse_body
 from evroam.server.context import ServerContext
 from evroam.server.paging import page_request, paged_response
 from evroam.server.responses import ocpi_response
@@ -46,6 +45,12 @@ def require_own_keys(party: Party, cc: str, pid: str) -> None:
     key = (ci_key(cc), ci_key(pid))
     if not any((ci_key(r["country_code"]), ci_key(r["party_id"])) == key for r in party.roles or ()):
         raise not_found(f"{cc}/{pid} is not among the roles you registered with")
+
+
+def check_caller(module: Module, party: Party, cc: str, pid: str) -> None:
+    """May `party` read and write `module`'s objects under cc/pid at our
+    Receiver? Its own roles only, unless the module says otherwise (Module.may_write)."""
+    (module.may_write or require_own_keys)(party, cc, pid)
 
 
 def check_identity(obj: OcpiModel, module: Module, cc: str, pid: str, oid: str) -> None:
@@ -108,70 +113,12 @@ async def own_list(request: Request, module: Module, *, date_from_required: bool
 async def receiver_get(request: Request, module: Module, cc: str, pid: str, oid: str,
                        type_: str = "") -> Response:
     auth = await authenticate_registered(request)
-    (module.may_write or require_own_keys)(auth.party, cc, pid)
+    check_caller(module, auth.party, cc, pid)
     async with ctx_of(request).engine.connect() as conn:
         stored = await repo.get(conn, ObjectKey(module.id, auth.party.id, cc, pid, oid, type_))
     if stored is None:
         raise not_found(f"unknown {module.id[:-1]} {cc}/{pid}/{oid}")
     return respond(request, data_json=stored.data.encode())
-
-
-async def receiver_put(request: Request, module: Module, cc: str, pid: str, oid: str,
-                       type_: str = "", ref_key: str | None = None) -> tuple[Response, OcpiModel, Party]:
-    auth = await authenticate_registered(request)
-    (module.may_write or require_own_keys)(auth.party, cc, pid)
-    obj = await parse_body(request, module.model)
-    check_identity(obj, module, cc, pid, oid)
-    if module.typed and getattr(obj, "type").value != type_:
-        raise invalid(f"type: {getattr(obj, 'type').value!r} in the body differs from {type_!r} in the URL")
-    key = ObjectKey(module.id, auth.party.id, cc, pid, oid, type_)
-    data = obj.to_json_bytes().decode()
-    async with ctx_of(request).engine.begin() as conn:
-        stored = await repo.get(conn, key, for_update=True)
-        # Delivery is at-least-once, so a receiver must be idempotent: the same
-        # version again is a no-op, and an older one never overwrites a newer
-        # one (peers replaying queued pushes after an outage did exactly that).
-        if stored is not None and (stored.last_updated > obj.last_updated or stored.data == data):
-            request.state.applied = False
-            message = SAME if stored.data == data else OLDER
-            return ocpi_response(status_message=message), obj, auth.party
-        _, created = await repo.save(conn, key, stored, data, obj.last_updated, ref_key=ref_key)
-    request.state.applied = True
-    return respond(request, http_status=201 if created else 200), obj, auth.party
-
-
-def applied(request: Request) -> bool:
-    """False when the last receiver_put or receiver_patch kept the stored version (no hook then)."""
-    return getattr(request.state, "applied", True)
-
-
-async def receiver_patch(request: Request, module: Module, cc: str, pid: str, oid: str,
-                         type_: str = "", ref_key_of=None, merge=None) -> tuple[Response, OcpiModel, Party]:  # noqa: ANN001
-    """PATCH: the named fields replace the stored ones; `merge(stored, patch)`
-    overrides that for modules with special rules (Session charging_periods)."""
-    auth = await authenticate_registered(request)
-    (module.may_write or require_own_keys)(auth.party, cc, pid)
-    patch = await parse_patch(request)
-    key = ObjectKey(module.id, auth.party.id, cc, pid, oid, type_)
-    async with ctx_of(request).engine.begin() as conn:
-        stored = await repo.get(conn, key, for_update=True)
-        if stored is None:
-            # A PATCH never creates: the client is to GET, then PUT.
-            raise not_found(f"unknown {module.id[:-1]} {cc}/{pid}/{oid}: PUT it first")
-        if parse_datetime(patch["last_updated"]) < stored.last_updated:
-            # An older PATCH is a no-op, as an older PUT is: a late PATCH must
-            # not re-validate a token that a newer version blocked.
-            request.state.applied = False
-            return (ocpi_response(status_message=OLDER),
-                    module.model.from_wire(stored.data), auth.party)
-        current = json.loads(stored.data)
-        merged = merge(current, patch) if merge else {**current, **patch}
-        obj = validate_merged(module.model, merged)
-        check_identity(obj, module, cc, pid, oid)
-        await repo.save(conn, key, stored, obj.to_json_bytes().decode(), obj.last_updated,
-                        ref_key=ref_key_of(obj) if ref_key_of else None)
-    request.state.applied = True
-    return respond(request), obj, auth.party
 
 
 async def parse_patch(request: Request) -> dict[str, Any]:
@@ -201,14 +148,3 @@ def validate_merged(model: type[OcpiModel], merged: dict[str, Any]) -> OcpiModel
 class _PatchInvalid(OcpiError):
     def __init__(self, exc: ValidationError) -> None:
         super().__init__(StatusCode.INVALID_PARAMETERS, "PATCH makes the object invalid: " + error_text(exc))
-
-
-async def receiver_delete(request: Request, module: Module, cc: str, pid: str, oid: str) -> Response:
-    auth = await authenticate_registered(request)
-    (module.may_write or require_own_keys)(auth.party, cc, pid)
-    async with ctx_of(request).engine.begin() as conn:
-        stored = await repo.get(conn, ObjectKey(module.id, auth.party.id, cc, pid, oid))
-        if stored is None:
-            raise not_found(f"unknown {module.id[:-1]} {cc}/{pid}/{oid}")
-        await repo.delete(conn, stored.pk)
-    return respond(request)

@@ -21,7 +21,7 @@ from evroam.client.ocpi import OcpiClient, Paging, PartnerError
 from evroam.ocpi.base import error_text
 from evroam.module import REGISTRY, Module
 from evroam.ocpi.types import ci_key, format_datetime, utcnow
-from evroam.server.hooks import Hooks, Received
+from evroam.hooks import Hooks, received
 from evroam.store import objects
 from evroam.store.parties import Party
 from evroam.store.tables import sync_state
@@ -124,7 +124,7 @@ async def pull(engine: AsyncEngine, client: OcpiClient, party: Party, module_id:
             if hooks is not None:
                 for row, u in zip(rows.values(), stored, strict=True):
                     if u.written:
-                        await hooks.fire(Received(f"received.{module_id}"), row[4], party)
+                        await hooks.fire(received(module_id), row[4], party)
     except PartnerError as exc:
         result.error = exc.message
         result.paging = paging.fallback

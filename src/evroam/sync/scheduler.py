@@ -34,7 +34,7 @@ from evroam.ocpi.common import Role
 from evroam.module import REGISTRY
 from evroam.ocpi.types import utcnow
 from evroam.ocpi.versions import InterfaceRole
-from evroam.server.hooks import Hooks
+from evroam.hooks import Hooks
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
 from evroam.store.tables import sync_state

@@ -24,7 +24,7 @@ from evroam.modules.cdrs.rules import ACCEPTED, verdict
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.objects import ref_key

@@ -18,11 +18,10 @@ ACTIVE_PROFILE (session_id, ActiveChargingProfile, party) when the CPO PUTs one.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from evroam.modules.events import ChargingProfileEvent
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.chargingprofiles import SetChargingProfile
 from evroam.ocpi.status import invalid
@@ -39,16 +38,6 @@ from evroam.server.objects import ctx_of
 from evroam.store.parties import Party
 
 router = APIRouter()
-
-
-class ChargingProfileEvent(StrEnum):
-    # CPO decision hooks: hook(ChargingProfileRequest, ResultHandle) -> ChargingProfileResponse
-    GET_ACTIVE = "chargingprofiles.GET_ACTIVE"
-    SET = "chargingprofiles.SET"
-    CLEAR = "chargingprofiles.CLEAR"
-    # eMSP/SCSP notifications
-    RESULT = "chargingprofiles.result"
-    ACTIVE_PROFILE = "chargingprofiles.active_profile"
 
 
 class _Params(OcpiModel):

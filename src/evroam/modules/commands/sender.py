@@ -17,10 +17,9 @@ called with (Tracked, Party). The logic lives in server/asyncrequests.py
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from fastapi import APIRouter, Request
 
+from evroam.modules.events import CommandEvent
 from evroam.ocpi.commands import CommandResult
 from evroam.modules.commands.asyncrequests import (
     expect_tracked,
@@ -32,10 +31,6 @@ from evroam.server.objects import ctx_of, respond
 from evroam.modules.commands.tracking import COMMANDS
 
 router = APIRouter()
-
-
-class CommandEvent(StrEnum):
-    RESULT = "commands.result"  # eMSP: a CommandResult arrived; hook(tracked, party)
 
 
 @router.post("/{command_type}/{uid}")

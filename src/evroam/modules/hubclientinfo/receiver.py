@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 
 from evroam.modules.hubclientinfo import MODULE
 from evroam.server import objects as common
+from evroam.server import writes
 
 router = APIRouter()
 
@@ -27,7 +28,4 @@ async def get_client_info(request: Request, country_code: str, party_id: str):  
 
 @router.put(PATH)
 async def put_client_info(request: Request, country_code: str, party_id: str):  # noqa: ANN201
-    response, obj, party = await common.receiver_put(request, MODULE, country_code, party_id, party_id)
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(f"received.{MODULE.id}", obj, party)
-    return response
+    return await writes.receiver_put(request, MODULE, country_code, party_id, party_id)

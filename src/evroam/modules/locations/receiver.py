@@ -17,6 +17,7 @@ apps, and out of scope here.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,10 +32,10 @@ from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
 from evroam.server.body import parse_body
-from evroam.server.hooks import Received
-from evroam.server.responses import ocpi_response
+from evroam.server import writes
+from evroam.server.writes import Outcome
 from evroam.store import objects as repo
-from evroam.store.objects import ObjectKey
+from evroam.store.objects import ObjectKey, Stored
 from evroam.store.parties import Authenticated
 from evroam.modules.locations import merge
 from evroam.modules.locations.rules import (
@@ -53,9 +54,6 @@ LOC = "/{location_id}"
 EVSE_PATH = "/{location_id}/{evse_uid}"
 CONN = "/{location_id}/{evse_uid}/{connector_id}"
 RX = "/{country_code}/{party_id}"
-
-SAME, OLDER = common.SAME, common.OLDER
-
 
 def _find_evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
     try:
@@ -126,33 +124,35 @@ async def rx_get_connector(request: Request, country_code: str, party_id: str, l
 
 async def _write(request: Request, auth: Authenticated, cc: str, pid: str, location_id: str, method: str,
                  body: dict[str, Any], evse_uid: str | None = None, connector_id: str | None = None) -> Response:
-    """Merge one message into the stored Location. Only a Location PUT
+    """Merge one message into the stored Location, through the Receiver's
+    one write path (server/writes.py) with the Locations merge."""
+    ctx = common.ctx_of(request)
+    key = ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id)
+    merger = partial(_merge, method, body, evse_uid, connector_id, key, ctx.location_limits)
+    async with location_lock(id(ctx.engine), auth.party.id, cc, pid, location_id):
+        written = await writes.write(ctx.engine, LOCATIONS, key, auth.party, merger)
+    return await writes.settle(request, LOCATIONS, written)
+
+
+def _merge(method: str, body: dict[str, Any], evse_uid: str | None, connector_id: str | None, key: ObjectKey,
+           limits: LocationLimits, stored: Stored | None) -> writes.Merged:
+    """The Location that results from one message. Only a Location PUT
     creates a Location: anything else for an unknown one is 404. The
     Location that results is validated as a whole before anything is
     written."""
-    ctx = common.ctx_of(request)
-    key = ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id)
-    async with location_lock(id(ctx.engine), auth.party.id, cc, pid, location_id):
-        async with ctx.engine.begin() as conn:
-            stored = await repo.get(conn, key, for_update=True)
-            before = merge.load(stored.data, stored.note) if stored is not None else None
-            try:
-                held, created = merge.receive(before, method, body, evse_uid, connector_id)
-            except UnknownLocationObject as exc:
-                what = f"unknown location {cc}/{pid}/{location_id}" if before is None else str(exc)
-                raise not_found(what + (": PUT it first" if method == merge.PATCH else "")) from None
-            location = _validated(held.doc, method, evse_uid, connector_id)
-            _check(location, cc, pid, location_id, ctx.location_limits)
-            data = location.to_json_bytes().decode()
-            note = merge.dump_versions(held, data)
-            if stored is not None and stored.data == data:
-                if note != stored.note:
-                    # Nothing to show, but a late message must be judged against these versions.
-                    await repo.save(conn, key, stored, data, location.last_updated, note=note)
-                return ocpi_response(status_message=_kept(before, body, evse_uid, connector_id))
-            await repo.save(conn, key, stored, data, location.last_updated, note=note)
-    await ctx.hooks.fire(Received.LOCATION, location, auth.party)
-    return common.respond(request, http_status=201 if created else 200)
+    before = merge.load(stored.data, stored.note) if stored is not None else None
+    try:
+        held, created = merge.receive(before, method, body, evse_uid, connector_id)
+    except UnknownLocationObject as exc:
+        what = f"unknown location {key.country_code}/{key.party_id}/{key.object_id}" if before is None else str(exc)
+        raise not_found(what + (": PUT it first" if method == merge.PATCH else "")) from None
+    location = _validated(held.doc, method, evse_uid, connector_id)
+    _check(location, key.country_code, key.party_id, key.object_id, limits)
+    data = location.to_json_bytes().decode()
+    # The field versions, so that a late message is judged against them.
+    note = merge.dump_versions(held, data)
+    kept = _kept(before, body, evse_uid, connector_id) if stored is not None and stored.data == data else None
+    return writes.Merged(location, data, kept, note, created)
 
 
 def _validated(doc: dict[str, Any], method: str, evse_uid: str | None, connector_id: str | None) -> Location:
@@ -179,11 +179,12 @@ def _target(doc: dict[str, Any], evse_uid: str | None, connector_id: str | None)
         return None
 
 
-def _kept(before: merge.Held | None, body: dict[str, Any], evse_uid: str | None, connector_id: str | None) -> str:
+def _kept(before: merge.Held | None, body: dict[str, Any], evse_uid: str | None,
+          connector_id: str | None) -> Outcome:
     target = _target(before.doc, evse_uid, connector_id) if before is not None else None
     if target is None or parse_datetime(body["last_updated"]) < parse_datetime(target["last_updated"]):
-        return OLDER
-    return SAME
+        return Outcome.OLDER_KEPT
+    return Outcome.UNCHANGED
 
 
 def _check(location: Location, cc: str, pid: str, location_id: str, limits: LocationLimits) -> None:

@@ -13,21 +13,15 @@ import json
 import structlog
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.responses import Response
 
 from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.ocpi.sessions import Session
-from evroam.ocpi.status import not_found
-from evroam.ocpi.types import ci_key, parse_datetime
-from evroam.modules.sessions.periods import append_periods
+from evroam.ocpi.types import ci_key
 from evroam.server import objects as common
-from evroam.server.auth import authenticate_registered
-from evroam.server.body import parse_body
-from evroam.server.hooks import Received
-from evroam.server.responses import ocpi_response
+from evroam.server import writes
+from evroam.server.writes import Outcome
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
-from evroam.store.objects import ref_key
 
 log = structlog.get_logger(__name__)
 
@@ -44,55 +38,23 @@ async def get_session(request: Request, country_code: str, party_id: str, sessio
 
 @router.put("/{country_code}/{party_id}/{session_id}")
 async def put_session(request: Request, country_code: str, party_id: str, session_id: str):  # noqa: ANN201
-    auth = await authenticate_registered(request)
-    common.require_own_keys(auth.party, country_code, party_id)
-    session = await parse_body(request, Session)
-    common.check_identity(session, SESSIONS, country_code, party_id, session_id)
-    key = ObjectKey(SESSIONS.id, auth.party.id, country_code, party_id, session_id)
-    data = session.to_json_bytes().decode()
-    ctx = common.ctx_of(request)
-    async with ctx.engine.begin() as conn:
-        stored = await repo.get(conn, key, for_update=True)
-        # At-least-once delivery: the same version again, or an older one, is a no-op.
-        if stored is not None and (stored.last_updated > session.last_updated or stored.data == data):
-            return _kept(request, same=stored.data == data)
-        # The whole Session replaces the stored one: periods it leaves out are gone.
-        _, created = await repo.save(conn, key, stored, data, session.last_updated,
-                                     ref_key=ref_key(SESSIONS, session))
-        known = session.evse_uid == "#NA" or not created or await knows_evse(conn, auth.party.id, session)
-    if not known:
-        # Accepted anyway: the Session is the CPO's truth; a pull of locations heals the gap.
-        log.info("sessions.unknown_evse", party=auth.party.name, location=session.location_id,
-                 evse=session.evse_uid)
-    await ctx.hooks.fire(Received.SESSION, session, auth.party)
-    return common.respond(request, http_status=201 if created else 200)
+    # The whole Session replaces the stored one: periods it leaves out are gone.
+    written = await writes.receive_put(request, SESSIONS, country_code, party_id, session_id)
+    session = written.obj
+    if written.outcome is Outcome.CREATED and session.evse_uid != "#NA":
+        async with common.ctx_of(request).engine.connect() as conn:
+            known = await knows_evse(conn, written.party.id, session)
+        if not known:
+            # Accepted anyway: the Session is the CPO's truth; a pull of locations heals the gap.
+            log.info("sessions.unknown_evse", party=written.party.name, location=session.location_id,
+                     evse=session.evse_uid)
+    return await writes.settle(request, SESSIONS, written)
 
 
 @router.patch("/{country_code}/{party_id}/{session_id}")
 async def patch_session(request: Request, country_code: str, party_id: str, session_id: str):  # noqa: ANN201
-    auth = await authenticate_registered(request)
-    common.require_own_keys(auth.party, country_code, party_id)
-    patch = await common.parse_patch(request)
-    key = ObjectKey(SESSIONS.id, auth.party.id, country_code, party_id, session_id)
-    ctx = common.ctx_of(request)
-    async with ctx.engine.begin() as conn:
-        stored = await repo.get(conn, key, for_update=True)
-        if stored is None:
-            # A PATCH never creates: the client is to GET, then PUT.
-            raise not_found(f"unknown session {country_code}/{party_id}/{session_id}: PUT it first")
-        if parse_datetime(patch["last_updated"]) < stored.last_updated:
-            return _kept(request, same=False)
-        session = common.validate_merged(Session, append_periods(json.loads(stored.data), patch))
-        common.check_identity(session, SESSIONS, country_code, party_id, session_id)
-        await repo.save(conn, key, stored, session.to_json_bytes().decode(), session.last_updated,
-                        ref_key=ref_key(SESSIONS, session))
-    await ctx.hooks.fire(Received.SESSION, session, auth.party)
-    return common.respond(request)
-
-
-def _kept(request: Request, *, same: bool) -> Response:
-    message = common.SAME if same else common.OLDER
-    return ocpi_response(status_message=message)
+    # SESSIONS.merge (periods.append_periods): a PATCH appends charging periods.
+    return await writes.receiver_patch(request, SESSIONS, country_code, party_id, session_id)
 
 
 async def knows_evse(conn: AsyncConnection, owner_id: int, session: Session) -> bool:

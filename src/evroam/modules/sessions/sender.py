@@ -9,13 +9,13 @@ PUT replaces the charging periods, a PATCH appends them.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from evroam.modules.events import SessionEvent
 from evroam.ocpi.locations import Capability
 from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.ocpi.sessions import ChargingPreferences, ChargingPreferencesResponse, Session, SessionStatus
@@ -34,17 +34,6 @@ from evroam.store.objects import ref_key
 log = structlog.get_logger(__name__)
 
 router = APIRouter()
-
-
-class SessionEvent(StrEnum):
-    """Sessions hooks that answer (rather than notify).
-
-    CHARGING_PREFERENCES: `async def hook(session, preferences, party) ->
-    ChargingPreferencesResponse`, called for an ongoing session of the
-    caller's at a CHARGING_PREFERENCES_CAPABLE EVSE.
-    """
-
-    CHARGING_PREFERENCES = "sessions.charging_preferences"
 
 
 # Without a hook nothing acts on preferences, whatever the profile: the

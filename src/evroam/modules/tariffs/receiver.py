@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from evroam.modules.tariffs import MODULE as TARIFFS
 from evroam.server import objects as common
-from evroam.server.hooks import Received
+from evroam.server import writes
 
 router = APIRouter()
 
@@ -18,12 +18,9 @@ async def get_tariff(request: Request, country_code: str, party_id: str, tariff_
 
 @router.put("/{country_code}/{party_id}/{tariff_id}")
 async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
-    response, obj, party = await common.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(Received.TARIFF, obj, party)
-    return response
+    return await writes.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
 
 
 @router.delete("/{country_code}/{party_id}/{tariff_id}")
 async def delete_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
-    return await common.receiver_delete(request, TARIFFS, country_code, party_id, tariff_id)
+    return await writes.receiver_delete(request, TARIFFS, country_code, party_id, tariff_id)

@@ -49,7 +49,7 @@ from evroam.ocpi.pagination import join_url
 from evroam.ocpi.status import StatusCode
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType, WhitelistType
 from evroam.ocpi.types import ci_key
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import objects as repo
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party

@@ -27,8 +27,8 @@ from evroam.modules.tokens import MODULE as TOKENS
 from evroam.ocpi.status import invalid
 from evroam.ocpi.tokens import TokenType
 from evroam.server import objects as common
+from evroam.server import writes
 from evroam.server.auth import authenticate_registered
-from evroam.server.hooks import Received
 
 
 router = APIRouter()
@@ -57,11 +57,7 @@ async def get_token(request: Request, country_code: str, party_id: str, token_ui
 @router.put("/{country_code}/{party_id}/{token_uid}")
 async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
     await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
-    response, obj, party = await common.receiver_put(request, TOKENS, country_code, party_id, token_uid,
-                                                     token_type(request))
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
-    return response
+    return await writes.receiver_put(request, TOKENS, country_code, party_id, token_uid, token_type(request))
 
 
 def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +70,5 @@ def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 @router.patch("/{country_code}/{party_id}/{token_uid}")
 async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
     await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
-    response, obj, party = await common.receiver_patch(request, TOKENS, country_code, party_id, token_uid,
-                                                       token_type(request), merge=_keep_type)
-    if common.applied(request):
-        await common.ctx_of(request).hooks.fire(Received.TOKEN, obj, party)
-    return response
+    return await writes.receiver_patch(request, TOKENS, country_code, party_id, token_uid, token_type(request),
+                                       merge=_keep_type)

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter, Request
 
+from evroam.modules.events import Authorize
 from evroam.ocpi.base import dumps
 from evroam.modules.tokens import MODULE as TOKENS
 from evroam.ocpi.status import OcpiError, StatusCode, invalid
@@ -42,13 +42,6 @@ from evroam.store.tables import OURS, objects
 log = structlog.get_logger(__name__)
 
 router = APIRouter()
-
-
-class Authorize(StrEnum):
-    """Hook events of the Tokens Sender."""
-
-    # (token, location: LocationReferences | None, party) -> AuthorizationInfo | AllowedType
-    TOKEN = "authorize.tokens"
 
 
 class LocationRequired(Exception):

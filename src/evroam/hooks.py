@@ -1,10 +1,16 @@
 """Business hooks: plain decorated coroutines, as in the `ocpp` library.
 
     @node.on(CommandType.START_SESSION)
-    async def start(command, party): ...
+    async def start(command, handle): ...
 
     @node.on(Received.CDR)
     async def new_cdr(cdr, party): ...
+
+Every event, when it fires, its hook's signature and what its return value
+means: the one table in `evroam.modules.events`. This file is generic (it
+names no module): an event is any string or enum whose value is its key, and
+`received(module_id)` is the key of the event every object module fires once
+an object a partner sent is stored.
 
 A hook that raises is logged and does not undo what the protocol already did.
 
@@ -19,7 +25,6 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,14 +36,10 @@ log = structlog.get_logger(__name__)
 Hook = Callable[..., Awaitable[Any]]
 
 
-class Received(StrEnum):
-    """An object a partner pushed to us (or we pulled), after it is stored."""
-
-    LOCATION = "received.locations"
-    TARIFF = "received.tariffs"
-    SESSION = "received.sessions"
-    CDR = "received.cdrs"
-    TOKEN = "received.tokens"
+def received(module_id: str) -> str:
+    """The key of the event an object module fires when it has stored an
+    object a partner pushed (or a pull brought): `Received.*` in modules/events.py."""
+    return "received." + module_id
 
 
 def _key(event: Any) -> str:
@@ -76,6 +77,7 @@ class Hooks:
 
 class HookLoadError(Exception):
     """A hooks module that cannot be used; the message is one line for the operator."""
+
 
 def load_setup(spec: str, *, base: Path | None = None) -> Callable[[Any], Any]:
     """The `setup(node)` function of a hooks module (`evroam serve --hooks`).
