@@ -199,20 +199,46 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(servers: list[Server], window_s: float = 0.25, limit_s: float = 60) -> None:
+    """Wait until no server is busy: a slow one still works through the
+    requests a run left open after wrk closed its connections, and that work
+    would be charged to the next run."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        before = [cpu_s(s.proc.pid) for s in servers]
+        time.sleep(window_s)
+        if all(cpu_s(s.proc.pid) - b < 0.1 * window_s for s, b in zip(servers, before, strict=True)):
+            return
+
+
 class Server:
     """A process serving HTTP on 127.0.0.1:port until stopped."""
+
+    live: list[Server] = []
 
     def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
         self.name, self.port, self.url = name, port, f"http://127.0.0.1:{port}"
         self._log = log.open("w")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
         self.rss_mb = float("nan")
+        Server.live.append(self)
 
     def wait_ready(self, path: str) -> Server:
         wait_http(self.url + path, self.proc)
         return self
 
     def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            Server.live.remove(self)
         if self.proc.poll() is None:
             self.rss_mb = peak_rss_mb(self.proc.pid)
             self.proc.terminate()
@@ -398,6 +424,7 @@ class Generator:
 
     def run(self, load: Load, seconds: float) -> Rate:
         self.runs += 1
+        settle(Server.live)
         # Every run writes ids of its own and PATCHes newer than the last run's.
         load = replace(load, tag=f"{load.tag}{self.runs}", since=load.since + self.runs * 1_000_000)
         result = self._wrk(load, seconds) if self.wrk else on_uvloop(_aio_load(load, seconds))
