@@ -23,7 +23,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# HTTP figures of issue 9 against bare Starlette (needs wrk: apt-get install wrk),
+# then pricing. Not a test. Options through BENCH_ARGS, e.g. BENCH_ARGS="--quick".
+BENCH_ARGS ?=
+
 bench: install
+	$(BIN)/python bench/http.py $(BENCH_ARGS)
 	$(BIN)/python bench/pricing.py
 
 clean:

@@ -20,48 +20,39 @@ memory is measured separately.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import subprocess
 import sys
-import tempfile
-import textwrap
-import time
 from pathlib import Path
 
-import aiohttp
+# Run as a script, this folder comes first on sys.path, where bench/http.py
+# would shadow the standard library's `http` (urllib and aiohttp need it):
+# the folder goes last, so the standard library wins.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-from evroam.config import NodeConfig, RoleConfig
-from evroam.node import Node, bind_socket
-from evroam.ocpi.common import Role
-from evroam.ocpi.headers import encode_token
-from evroam.ocpi.locations import Location
-from evroam.modules.locations import MODULE as LOCATIONS
-from evroam.sync.publish import publish
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+
+import aiohttp  # noqa: E402
+from samples import location as sample_location  # noqa: E402
+
+from evroam.config import NodeConfig, RoleConfig  # noqa: E402
+from evroam.node import Node, bind_socket  # noqa: E402
+from evroam.ocpi.common import Role  # noqa: E402
+from evroam.ocpi.headers import encode_token  # noqa: E402
+from evroam.ocpi.locations import Location  # noqa: E402
+from evroam.modules.locations import MODULE as LOCATIONS  # noqa: E402
+from evroam.sync.publish import publish  # noqa: E402
 
 PY = sys.executable
 
 
 def location(i: int) -> dict:
-    evses = []
-    for e in range(4):
-        evses.append({
-            "uid": f"EVSE-{i}-{e}", "evse_id": f"NL*EVR*E{i:06d}*{e}", "status": "AVAILABLE",
-            "capabilities": ["RFID_READER", "REMOTE_START_STOP_CAPABLE"],
-            "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                            "max_voltage": 230, "max_amperage": 32, "max_electric_power": 22000,
-                            "tariff_ids": ["T-AC"], "last_updated": "2026-01-01T00:00:00Z"}],
-            "physical_reference": f"{e + 1}", "last_updated": "2026-01-01T00:00:00Z",
-        })
-    return {
-        "country_code": "NL", "party_id": "EVR", "id": f"LOC{i:06d}", "publish": True,
-        "name": f"Charging hub {i}", "address": f"Stationsstraat {i % 300}", "city": "Utrecht",
-        "postal_code": "3511 AB", "country": "NLD",
-        "coordinates": {"latitude": f"52.{i % 100000:05d}", "longitude": f"5.{(i * 7) % 100000:05d}"},
-        "parking_type": "ON_STREET", "evses": evses, "time_zone": "Europe/Amsterdam",
-        "last_updated": "2026-01-01T00:00:00Z",
-    }
+    return sample_location(i, evses=4)
 
 
 def peak_rss_mb(pid: int) -> float:
