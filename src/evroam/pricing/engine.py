@@ -115,6 +115,12 @@ def _vat_ratio(other_ex: Decimal | None, other_in: Decimal | None, sum_ex: Decim
 
 def _hours(us: int, places: int, rounding: str) -> Decimal:
     """µs as hours rounded to `places`, by integer arithmetic (no Decimal division)."""
+    if not us:
+        # Common (no reservation, no parking): the same Decimal, built once.
+        z = _ZERO_HOURS.get(places)
+        if z is None:
+            z = _ZERO_HOURS[places] = Decimal(0).scaleb(-places)
+        return z
     q, r = divmod(us * _POW10[places], 3_600_000_000)
     if r:
         twice = 2 * r
@@ -130,6 +136,7 @@ def _hours(us: int, places: int, rounding: str) -> Decimal:
 
 
 _POW10 = [10**k for k in range(13)]
+_ZERO_HOURS: dict[int, Decimal] = {}
 
 
 def _run(
@@ -315,117 +322,14 @@ def _run(
             last_time = [comp, qty, qty]
             lines.append(last_time)
 
-    # --- step_size, once per session ------------------------------------------------------
-    billable = policy.step_basis is StepBasis.BILLABLE
-    if billable and (last_energy is not None or last_time is not None or last_res is not None):
-        # What the components priced, per dimension (FLAT excluded).
-        priced = [ZERO, 0, 0, 0, 0]
-        for c, q in acc.items():
-            if c.dim:
-                priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
-    if last_energy is not None:
-        total = priced[ENERGY] if billable else cum_kwh
-        # Representation noise (a sum of 28-digit parts) must not cost a whole step.
-        total = total.quantize(_UWH)
-        if total > 0:
-            step = last_energy[0].step
-            q, r = divmod(total * _THOUSAND, step)
-            if r:
-                extra = ((q + 1) * step) / _THOUSAND - total
-                last_energy[2] += extra
-                acc[last_energy[0]] += extra
-    if last_time is not None:
-        comp = last_time[0]
-        if policy.time_step is TimeStepMode.COMBINED:
-            total_t = (priced[TIME] + priced[PARKING]) if billable else (t_all[0] + t_all[1])
-        elif billable:
-            total_t = priced[comp.dim]
-        else:
-            total_t = t_all[0 if comp.dim == TIME else 1]
-        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
-        if extra_t > 0:
-            last_time[2] += extra_t
-            acc[comp] += extra_t
-    if last_res is not None:
-        comp = last_res[0]
-        total_t = priced[4] if billable else res_all
-        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
-        if extra_t > 0:
-            last_res[2] += extra_t
-            acc[comp] += extra_t
-
-    # --- cost per component, per category ---------------------------------------------------
-    ex = [ZERO, ZERO, ZERO, ZERO, ZERO]
-    inc = [ZERO, ZERO, ZERO, ZERO, ZERO]
-    vat_unknown = False
-    unknown_cats = 0  # bit per category whose incl. VAT cannot be computed
-    unknown_policy = policy.missing_vat is MissingVat.UNKNOWN
-    for comp, q in acc.items():
-        c_ex = comp.price * q
-        if comp.dim >= TIME:
-            c_ex = c_ex / _H
-        cat = comp.cat
-        ex[cat] += c_ex
-        factor = comp.factor
-        if factor is not None:
-            inc[cat] += c_ex * factor
-        else:
-            inc[cat] += c_ex
-            if unknown_policy:
-                vat_unknown = True
-                unknown_cats |= 1 << cat
-
-    # --- total, min_price / max_price -----------------------------------------------------
+    _apply_step_size(policy, acc, (last_energy, last_time, last_res), cum_kwh, [t_all[0], t_all[1], res_all])
+    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is MissingVat.UNKNOWN)
     sum_ex = ex[0] + ex[1] + ex[2] + ex[3] + ex[4]
-    sum_in = None if vat_unknown else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
-    limit_applied = None
+    sum_in = None if unknown_cats else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
+    # min_price/max_price are the first tariff's: the one the session started under.
     first_ct = used[0] if used else next((s[2] for s in segments if s[2] is not None), None)
-    tot_ex, tot_in = sum_ex, sum_in
-    if first_ct is not None and (first_ct.min_excl is not None or first_ct.max_excl is not None):
-        scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
-        if first_ct.min_excl is not None:
-            if tot_ex < first_ct.min_excl:
-                tot_ex = first_ct.min_excl
-                limit_applied = "min_price"
-            lim = first_ct.min_incl
-            if lim is None and scale:
-                lim = first_ct.min_excl * _vat_ratio(first_ct.max_excl, first_ct.max_incl, sum_ex, sum_in)
-            if tot_in is not None and lim is not None and tot_in < lim:
-                tot_in = lim
-                limit_applied = "min_price"
-        if first_ct.max_excl is not None:
-            if tot_ex > first_ct.max_excl:
-                tot_ex = first_ct.max_excl
-                limit_applied = "max_price"
-            lim = first_ct.max_incl
-            if lim is None and scale:
-                lim = first_ct.max_excl * _vat_ratio(first_ct.min_excl, first_ct.min_incl, sum_ex, sum_in)
-            if tot_in is not None and lim is not None and tot_in > lim:
-                tot_in = lim
-                limit_applied = "max_price"
-
-    # --- rounding (reported amounts only) ---------------------------------------------------
-    rq = _quantum(policy.places)
-    rnd = policy.rounding
-    vq = _quantum(policy.volume_places)
-    zero = _zero_money(rq)
-    rounded = [
-        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
-        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
-        for c in range(5)
-    ]
-    totals = _money(CdrTotals, (
-        _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
-        rounded[0],
-        rounded[1],
-        rounded[2],
-        rounded[3],
-        rounded[4],
-        cum_kwh.quantize(vq, rnd),
-        _hours(t_all[0] + t_all[1], policy.volume_places, rnd),
-        _hours(t_all[1], policy.volume_places, rnd),
-        _hours(res_all, policy.volume_places, rnd),
-    ))
+    tot_ex, tot_in, limit_applied = _apply_price_limits(first_ct, policy, sum_ex, sum_in)
+    totals = _cdr_totals(policy, ex, inc, unknown_cats, tot_ex, tot_in, cum_kwh, (t_all[0], t_all[1], res_all))
     currency = first_ct.currency if first_ct is not None else (timeline.currency or "")
     if len(used) > 1:
         for other in used[1:]:
@@ -444,6 +348,148 @@ def _run(
         warnings,
         rows,
     )
+
+
+def _apply_step_size(policy: PricingPolicy, acc: dict[Any, Any], last_lines: tuple[list[Any] | None, ...],
+                     cum_kwh: Decimal, times: list[int]) -> None:
+    """step_size, once per session: the last line of each group is billed up to a whole step.
+
+    One group for energy, one for time (charging and parking apart, or
+    together per policy.time_step), one for reservation time; the step is
+    that of the last component used, the extra billed at its price.
+    """
+    last_energy, last_time, last_res = last_lines
+    if last_energy is None and last_time is None and last_res is None:
+        return
+    if policy.step_basis is StepBasis.BILLABLE:
+        kwh, charging_t, parking_t, reservation_t = _priced_volumes(acc)
+    else:
+        kwh, (charging_t, parking_t, reservation_t) = cum_kwh, times
+    if last_energy is not None:
+        _round_energy_up(last_energy, acc, kwh)
+    if last_time is not None:
+        if policy.time_step is TimeStepMode.COMBINED:
+            total_t = charging_t + parking_t
+        else:
+            total_t = charging_t if last_time[0].dim == TIME else parking_t
+        _round_time_up(last_time, acc, total_t)
+    if last_res is not None:
+        _round_time_up(last_res, acc, reservation_t)
+
+
+def _priced_volumes(acc: dict[Any, Any]) -> tuple[Any, ...]:
+    """What the components priced (FLAT excluded): kWh, charging, parking and reservation µs."""
+    priced = [ZERO, 0, 0, 0, 0]
+    for c, q in acc.items():
+        if c.dim:
+            priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
+    return priced[ENERGY], priced[TIME], priced[PARKING], priced[4]
+
+
+def _round_energy_up(line: list[Any], acc: dict[Any, Any], total: Decimal) -> None:
+    # Representation noise (a sum of 28-digit parts) must not cost a whole step.
+    total = total.quantize(_UWH)
+    if total > 0:
+        step = line[0].step
+        q, r = divmod(total * _THOUSAND, step)
+        if r:
+            extra = ((q + 1) * step) / _THOUSAND - total
+            line[2] += extra
+            acc[line[0]] += extra
+
+
+def _round_time_up(line: list[Any], acc: dict[Any, Any], total_t: int) -> None:
+    comp = line[0]
+    extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
+    if extra_t > 0:
+        line[2] += extra_t
+        acc[comp] += extra_t
+
+
+def _cost_by_category(acc: dict[Any, Any], unknown_policy: bool) -> tuple[list[Decimal], list[Decimal], int]:
+    """Exact cost excl. and incl. VAT per category (fixed, energy, time, parking, reservation).
+
+    The third value has a bit per category whose incl. VAT cannot be
+    computed (a component without VAT under MissingVat.UNKNOWN).
+    """
+    ex = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    inc = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    unknown_cats = 0
+    for comp, q in acc.items():
+        c_ex = comp.price * q
+        if comp.dim >= TIME:
+            c_ex = c_ex / _H
+        cat = comp.cat
+        ex[cat] += c_ex
+        factor = comp.factor
+        if factor is not None:
+            inc[cat] += c_ex * factor
+        else:
+            inc[cat] += c_ex
+            if unknown_policy:
+                unknown_cats |= 1 << cat
+    return ex, inc, unknown_cats
+
+
+def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex: Decimal,
+                        sum_in: Decimal | None) -> tuple[Decimal, Decimal | None, str | None]:
+    """min_price/max_price: the totals excl. and incl. VAT, each clamped on its own.
+
+    Returns them with the limit that applied last ("min_price",
+    "max_price" or None).
+    """
+    tot_ex, tot_in = sum_ex, sum_in
+    limit_applied = None
+    if ct is None or (ct.min_excl is None and ct.max_excl is None):
+        return tot_ex, tot_in, limit_applied
+    scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
+    if ct.min_excl is not None:
+        if tot_ex < ct.min_excl:
+            tot_ex = ct.min_excl
+            limit_applied = "min_price"
+        lim = ct.min_incl
+        if lim is None and scale:
+            lim = ct.min_excl * _vat_ratio(ct.max_excl, ct.max_incl, sum_ex, sum_in)
+        if tot_in is not None and lim is not None and tot_in < lim:
+            tot_in = lim
+            limit_applied = "min_price"
+    if ct.max_excl is not None:
+        if tot_ex > ct.max_excl:
+            tot_ex = ct.max_excl
+            limit_applied = "max_price"
+        lim = ct.max_incl
+        if lim is None and scale:
+            lim = ct.max_excl * _vat_ratio(ct.min_excl, ct.min_incl, sum_ex, sum_in)
+        if tot_in is not None and lim is not None and tot_in > lim:
+            tot_in = lim
+            limit_applied = "max_price"
+    return tot_ex, tot_in, limit_applied
+
+
+def _cdr_totals(policy: PricingPolicy, ex: list[Decimal], inc: list[Decimal], unknown_cats: int, tot_ex: Decimal,
+                tot_in: Decimal | None, cum_kwh: Decimal, times: list[int]) -> CdrTotals:
+    """The CDR totals, rounded per the policy (the only rounding of amounts)."""
+    rq = _quantum(policy.places)
+    rnd = policy.rounding
+    vq = _quantum(policy.volume_places)
+    zero = _zero_money(rq)
+    rounded = [
+        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
+        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
+        for c in range(5)
+    ]
+    return _money(CdrTotals, (
+        _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
+        rounded[0],
+        rounded[1],
+        rounded[2],
+        rounded[3],
+        rounded[4],
+        cum_kwh.quantize(vq, rnd),
+        _hours(times[0] + times[1], policy.volume_places, rnd),
+        _hours(times[1], policy.volume_places, rnd),
+        _hours(times[2], policy.volume_places, rnd),
+    ))
 
 
 _QUANTA: dict[int, Decimal] = {}
