@@ -115,6 +115,12 @@ def _vat_ratio(other_ex: Decimal | None, other_in: Decimal | None, sum_ex: Decim
 
 def _hours(us: int, places: int, rounding: str) -> Decimal:
     """µs as hours rounded to `places`, by integer arithmetic (no Decimal division)."""
+    if not us:
+        # Common (no reservation, no parking): the same Decimal, built once.
+        z = _ZERO_HOURS.get(places)
+        if z is None:
+            z = _ZERO_HOURS[places] = Decimal(0).scaleb(-places)
+        return z
     q, r = divmod(us * _POW10[places], 3_600_000_000)
     if r:
         twice = 2 * r
@@ -130,6 +136,7 @@ def _hours(us: int, places: int, rounding: str) -> Decimal:
 
 
 _POW10 = [10**k for k in range(13)]
+_ZERO_HOURS: dict[int, Decimal] = {}
 
 
 def _run(
@@ -140,292 +147,22 @@ def _run(
     warnings: list[str],
     tz_name: str,
 ) -> PricingResult:
-    # The hot loop: locals only; no pydantic, no datetime after conversion, no
-    # zoneinfo call (cached offsets), no Decimal product per period. Quantities
-    # are summed per price component and priced once at the end (cost is
-    # linear in quantity); PricingResult.periods prices each line on demand.
-    stable = offsets.stable
-    off = 0
-    off_until = -1  # the UTC offset `off` holds until this instant
-    split = policy.split_at_boundaries
-    flat_first_match = policy.flat is FlatMode.FIRST_MATCH
-    res_code = 2 if timeline.is_expired_reservation else 1
-
-    periods = timeline._raw
-    res_start = periods[0][0]
-    session_start = timeline._session_start_us
-
-    acc: dict[Any, Any] = {}  # component -> summed quantity (kWh, µs or count)
-    rows: list[tuple[Any, ...]] = []
-    used: list[CompiledTariff] = []
-    cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
-    flat_done = res_flat_done = seen_session = seen_res = False
-    # step_size: the last line of each group; measured time per kind.
-    last_energy: list[Any] | None = None
-    last_time: list[Any] | None = None
-    last_res: list[Any] | None = None
-    t_all = [0, 0]  # charging, parking (µs)
-    res_all = 0
-    # The next instant at which a restriction may change outcome (time of
-    # day, UTC offset, duration threshold), cached while still ahead.
-    nb_any = -1
-
-    seg_i = 0
-    nseg = len(segments)
-    seg_to = segments[0][1]
-    ct = None
-    t_local = False
-    t_tod: tuple[int, ...] = ()
-    t_dur: tuple[int, ...] = ()
-    t_kwh: tuple[Decimal, ...] = ()
-    t_match: Any = None
-    if segments[0][2] is not None:
-        ct = segments[0][2]
-        t_local, t_tod, t_dur, t_kwh, t_match = ct.needs_local, ct.tod_bounds, ct.dur_bounds, ct.kwh_bounds, ct.match
-        used.append(ct)
-    n = len(periods)
-    i = 0
-    pending: tuple[Any, ...] | None = None
-    while True:
-        if pending is not None:
-            cur = pending
-            pending = None
-        elif i < n:
-            cur = periods[i]
-            i += 1
-        else:
-            break
-        start, end, kind, qty, energy, cmin, cmax, pmin, pmax = cur
-        if start >= seg_to and seg_i + 1 < nseg:
-            while start >= seg_to and seg_i + 1 < nseg:
-                seg_i += 1
-                seg_to = segments[seg_i][1]
-            ct = segments[seg_i][2]
-            nb_any = -1
-            if ct is not None:
-                t_local, t_tod, t_dur, t_kwh, t_match = (
-                    ct.needs_local, ct.tod_bounds, ct.dur_bounds, ct.kwh_bounds, ct.match)
-                if ct not in used:
-                    used.append(ct)
-            else:
-                t_local, t_tod, t_dur, t_kwh = False, (), (), ()
-
-        if t_local:
-            if start >= off_until:
-                off, off_until = stable(start)
-            local_s = start // _US + off
-            sod = local_s % 86_400
-            day = local_s // 86_400
-            dow = (day + 3) % 7
-        else:
-            local_s = sod = day = dow = 0
-        if kind == RESERVATION_K:
-            dur = start - res_start
-            nb_any = -1  # duration base differs from the session's
-        else:
-            dur = start - session_start
-
-        if split and end - start > 1:
-            if start >= nb_any:
-                nb_any = POS_INF
-                if t_local:
-                    j = bisect_right(t_tod, sod)
-                    b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
-                    nb_any = (local_s - sod + b - off) * _US
-                    # A UTC offset change (DST) inside the period: split there
-                    # too, so each piece is judged in its own local time.
-                    if off_until < nb_any:
-                        nb_any = off_until
-                if t_dur:
-                    j = bisect_right(t_dur, dur)
-                    if j < len(t_dur) and start - dur + t_dur[j] < nb_any:
-                        nb_any = start - dur + t_dur[j]
-            cut = nb_any if nb_any < seg_to else seg_to
-            head_energy = None
-            if t_kwh and kind == CHARGING_K and energy > 0:
-                j = bisect_right(t_kwh, cum_kwh)
-                if j < len(t_kwh) and t_kwh[j] < cum_kwh + energy:
-                    # Interpolated: the energy is assumed to flow evenly over the period.
-                    head_e = t_kwh[j] - cum_kwh
-                    # On a whole second (from the period start): CDR periods are
-                    # reported in whole seconds; the energy split stays exact.
-                    d = int((end - start) * head_e / energy)
-                    d -= d % _US
-                    t = start + d
-                    if t <= start:
-                        t = start + (_US if end - start > _US else 1)
-                    if t >= end:
-                        t = end - 1
-                    if t <= cut:
-                        cut = t
-                        head_energy = head_e
-            if cut < end:
-                span = end - start
-                d = cut - start
-                q_head = qty * d // span
-                # Interpolated to the µWh, so head + tail is exactly the period's energy.
-                e_head = head_energy if head_energy is not None else (
-                    (energy * d / span).quantize(_UWH) if energy else energy)
-                pending = (cut, end, kind, qty - q_head, energy - e_head, cmin, cmax, pmin, pmax)
-                end, qty, energy = cut, q_head, e_head
-                cur = (start, end, kind, qty, energy, cmin, cmax, pmin, pmax)
-
-        lines: list[list[Any]] = []
-        rows.append((cur, ct, lines))
-
-        if kind == RESERVATION_K:
-            res_all += qty
-            if ct is None:
-                seen_res = True
-                continue
-            f, _e, tcomp, _p = t_match(sod, day, dow, dur, ZERO, cmin, cmax, pmin, pmax, res_code)
-            if not res_flat_done and (flat_first_match or not seen_res):
-                if f is not None:
-                    acc[f] = acc.get(f, 0) + 1
-                    lines.append([f, 1, 1])
-                res_flat_done = f is not None or not flat_first_match
-            seen_res = True
-            if tcomp is not None and qty:
-                acc[tcomp] = acc.get(tcomp, 0) + qty
-                last_res = [tcomp, qty, qty]
-                lines.append(last_res)
-            continue
-
-        t_all[kind] += qty
-        if ct is None:
-            cum_kwh += energy
-            seen_session = True
-            continue
-        f, ecomp, tcomp, pcomp = t_match(sod, day, dow, dur, cum_kwh, cmin, cmax, pmin, pmax, 0)
-        if not flat_done and (flat_first_match or not seen_session):
-            if f is not None:
-                acc[f] = acc.get(f, 0) + 1
-                lines.append([f, 1, 1])
-            flat_done = f is not None or not flat_first_match
-        seen_session = True
-        if energy:
-            if ecomp is not None:
-                acc[ecomp] = acc.get(ecomp, ZERO) + energy
-                last_energy = [ecomp, energy, energy]
-                lines.append(last_energy)
-            cum_kwh += energy
-        comp = tcomp if kind == CHARGING_K else pcomp
-        if comp is not None and qty:
-            acc[comp] = acc.get(comp, 0) + qty
-            last_time = [comp, qty, qty]
-            lines.append(last_time)
-
-    # --- step_size, once per session ------------------------------------------------------
-    billable = policy.step_basis is StepBasis.BILLABLE
-    if billable and (last_energy is not None or last_time is not None or last_res is not None):
-        # What the components priced, per dimension (FLAT excluded).
-        priced = [ZERO, 0, 0, 0, 0]
-        for c, q in acc.items():
-            if c.dim:
-                priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
-    if last_energy is not None:
-        total = priced[ENERGY] if billable else cum_kwh
-        # Representation noise (a sum of 28-digit parts) must not cost a whole step.
-        total = total.quantize(_UWH)
-        if total > 0:
-            step = last_energy[0].step
-            q, r = divmod(total * _THOUSAND, step)
-            if r:
-                extra = ((q + 1) * step) / _THOUSAND - total
-                last_energy[2] += extra
-                acc[last_energy[0]] += extra
-    if last_time is not None:
-        comp = last_time[0]
-        if policy.time_step is TimeStepMode.COMBINED:
-            total_t = (priced[TIME] + priced[PARKING]) if billable else (t_all[0] + t_all[1])
-        elif billable:
-            total_t = priced[comp.dim]
-        else:
-            total_t = t_all[0 if comp.dim == TIME else 1]
-        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
-        if extra_t > 0:
-            last_time[2] += extra_t
-            acc[comp] += extra_t
-    if last_res is not None:
-        comp = last_res[0]
-        total_t = priced[4] if billable else res_all
-        extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
-        if extra_t > 0:
-            last_res[2] += extra_t
-            acc[comp] += extra_t
-
-    # --- cost per component, per category ---------------------------------------------------
-    ex = [ZERO, ZERO, ZERO, ZERO, ZERO]
-    inc = [ZERO, ZERO, ZERO, ZERO, ZERO]
-    vat_unknown = False
-    unknown_cats = 0  # bit per category whose incl. VAT cannot be computed
-    unknown_policy = policy.missing_vat is MissingVat.UNKNOWN
-    for comp, q in acc.items():
-        c_ex = comp.price * q
-        if comp.dim >= TIME:
-            c_ex = c_ex / _H
-        cat = comp.cat
-        ex[cat] += c_ex
-        factor = comp.factor
-        if factor is not None:
-            inc[cat] += c_ex * factor
-        else:
-            inc[cat] += c_ex
-            if unknown_policy:
-                vat_unknown = True
-                unknown_cats |= 1 << cat
-
-    # --- total, min_price / max_price -----------------------------------------------------
+    # The hot loops (_pieces, _match_pieces): locals only; no pydantic, no
+    # datetime after conversion, no zoneinfo call (cached offsets), no Decimal
+    # product per period. Quantities are summed per price component and priced
+    # once at the end (cost is linear in quantity); PricingResult.periods
+    # prices each line on demand.
+    pieces, used, cum_kwh = _pieces(segments, timeline, offsets, policy.split_at_boundaries)
+    rows, acc, last_lines, times = _match_pieces(
+        pieces, policy.flat is FlatMode.FIRST_MATCH, 2 if timeline.is_expired_reservation else 1)
+    _apply_step_size(policy, acc, last_lines, cum_kwh, times)
+    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is MissingVat.UNKNOWN)
     sum_ex = ex[0] + ex[1] + ex[2] + ex[3] + ex[4]
-    sum_in = None if vat_unknown else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
-    limit_applied = None
+    sum_in = None if unknown_cats else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
+    # min_price/max_price are the first tariff's: the one the session started under.
     first_ct = used[0] if used else next((s[2] for s in segments if s[2] is not None), None)
-    tot_ex, tot_in = sum_ex, sum_in
-    if first_ct is not None and (first_ct.min_excl is not None or first_ct.max_excl is not None):
-        scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
-        if first_ct.min_excl is not None:
-            if tot_ex < first_ct.min_excl:
-                tot_ex = first_ct.min_excl
-                limit_applied = "min_price"
-            lim = first_ct.min_incl
-            if lim is None and scale:
-                lim = first_ct.min_excl * _vat_ratio(first_ct.max_excl, first_ct.max_incl, sum_ex, sum_in)
-            if tot_in is not None and lim is not None and tot_in < lim:
-                tot_in = lim
-                limit_applied = "min_price"
-        if first_ct.max_excl is not None:
-            if tot_ex > first_ct.max_excl:
-                tot_ex = first_ct.max_excl
-                limit_applied = "max_price"
-            lim = first_ct.max_incl
-            if lim is None and scale:
-                lim = first_ct.max_excl * _vat_ratio(first_ct.min_excl, first_ct.min_incl, sum_ex, sum_in)
-            if tot_in is not None and lim is not None and tot_in > lim:
-                tot_in = lim
-                limit_applied = "max_price"
-
-    # --- rounding (reported amounts only) ---------------------------------------------------
-    rq = _quantum(policy.places)
-    rnd = policy.rounding
-    vq = _quantum(policy.volume_places)
-    zero = _zero_money(rq)
-    rounded = [
-        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
-        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
-        for c in range(5)
-    ]
-    totals = _money(CdrTotals, (
-        _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
-        rounded[0],
-        rounded[1],
-        rounded[2],
-        rounded[3],
-        rounded[4],
-        cum_kwh.quantize(vq, rnd),
-        _hours(t_all[0] + t_all[1], policy.volume_places, rnd),
-        _hours(t_all[1], policy.volume_places, rnd),
-        _hours(res_all, policy.volume_places, rnd),
-    ))
+    tot_ex, tot_in, limit_applied = _apply_price_limits(first_ct, policy, sum_ex, sum_in)
+    totals = _cdr_totals(policy, ex, inc, unknown_cats, tot_ex, tot_in, cum_kwh, times)
     currency = first_ct.currency if first_ct is not None else (timeline.currency or "")
     if len(used) > 1:
         for other in used[1:]:
@@ -444,6 +181,362 @@ def _run(
         warnings,
         rows,
     )
+
+
+# A piece: (period, tariff, sod, day, dow, dur, kWh before), where a period is a
+# Timeline._raw row (start_us, end_us, kind, qty_us, kWh, cmin, cmax, pmin, pmax),
+# sod/day/dow the local second of day, day number and weekday at its start (0
+# when the tariff has no time-of-day restriction), dur the µs since the session
+# (or reservation) start.
+Piece = tuple[tuple[Any, ...], CompiledTariff | None, int, int, int, int, Decimal]
+
+
+def _pieces(
+    segments: list[Segment], timeline: Timeline, offsets: OffsetCache, split: bool,
+) -> tuple[list[Piece], list[CompiledTariff], Decimal]:
+    """The periods to price, cut wherever a restriction may change outcome.
+
+    Restrictions are judged at the start of each piece; with `split`, a period
+    is cut at the next time-of-day, UTC offset, duration, kWh or tariff
+    boundary inside it. Also returns the tariffs used (in order) and the
+    session's energy.
+    """
+    stable = offsets.stable
+    off = 0
+    off_until = -1  # the UTC offset `off` holds until this instant
+    periods = timeline._raw
+    res_start = periods[0][0]
+    session_start = timeline._session_start_us
+    cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
+    # The next instant at which a restriction may change outcome (time of
+    # day, UTC offset, duration threshold), cached while still ahead.
+    nb_any = -1
+    seg_i = 0
+    seg_to = segments[0][1]
+    ct = segments[0][2]
+    used = [] if ct is None else [ct]
+    t_local, t_tod, t_dur, t_kwh = _bounds(ct)
+    pieces: list[Piece] = []
+    todo = list(reversed(periods))  # popped from the end; a cut period's tail goes back on
+    while todo:
+        cur = todo.pop()
+        start, end, kind, _q, energy, _cmin, _cmax, _pmin, _pmax = cur
+        if start >= seg_to and seg_i + 1 < len(segments):
+            seg_i, seg_to, ct = _enter_segment(segments, seg_i, start, used)
+            t_local, t_tod, t_dur, t_kwh = _bounds(ct)
+            nb_any = -1
+        if t_local:
+            if start >= off_until:
+                off, off_until = stable(start)
+            local_s = start // _US + off
+            sod = local_s % 86_400
+            day = local_s // 86_400
+            dow = (day + 3) % 7
+        else:
+            local_s = sod = day = dow = 0
+        if kind == RESERVATION_K:
+            dur = start - res_start
+            nb_any = -1  # duration base differs from the session's
+        else:
+            dur = start - session_start
+        if split and end - start > 1:
+            if start >= nb_any:
+                # Inline, not a function: this runs for nearly every period.
+                nb_any = POS_INF
+                if t_local:
+                    j = bisect_right(t_tod, sod)
+                    b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
+                    nb_any = (local_s - sod + b - off) * _US
+                    # A UTC offset change (DST) inside the period: split there
+                    # too, so each piece is judged in its own local time.
+                    if off_until < nb_any:
+                        nb_any = off_until
+                if t_dur:
+                    j = bisect_right(t_dur, dur)
+                    if j < len(t_dur) and start - dur + t_dur[j] < nb_any:
+                        nb_any = start - dur + t_dur[j]
+            cut = nb_any if nb_any < seg_to else seg_to
+            head_energy = None
+            if t_kwh and kind == CHARGING_K and energy > 0:
+                cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
+            if cut < end:
+                cur, tail = _cut(cur, cut, head_energy)
+                todo.append(tail)
+                energy = cur[4]
+        pieces.append((cur, ct, sod, day, dow, dur, cum_kwh))
+        if kind != RESERVATION_K and (ct is None or energy):
+            cum_kwh += energy
+    return pieces, used, cum_kwh
+def _enter_segment(segments: list[Segment], seg_i: int, start: int,
+                   used: list[CompiledTariff]) -> tuple[int, int, CompiledTariff | None]:
+    """The tariff segment `start` falls in (from `seg_i` on), its end and tariff; notes the tariff as used."""
+    seg_to = segments[seg_i][1]
+    while start >= seg_to and seg_i + 1 < len(segments):
+        seg_i += 1
+        seg_to = segments[seg_i][1]
+    ct = segments[seg_i][2]
+    if ct is not None and ct not in used:
+        used.append(ct)
+    return seg_i, seg_to, ct
+
+
+def _bounds(ct: CompiledTariff | None) -> tuple[bool, tuple[int, ...], tuple[int, ...], tuple[Decimal, ...]]:
+    """Where `ct`'s restrictions may change outcome: time of day (local), duration, kWh."""
+    if ct is None:
+        return False, (), (), ()
+    return ct.needs_local, ct.tod_bounds, ct.dur_bounds, ct.kwh_bounds
+
+
+def _kwh_cut(t_kwh: tuple[Decimal, ...], cum_kwh: Decimal, cur: tuple[Any, ...], cut: int) -> tuple[int, Decimal | None]:
+    """`cut`, or earlier where the session's energy crosses a min_kwh/max_kwh bound, with the energy before it."""
+    start, end, energy = cur[0], cur[1], cur[4]
+    j = bisect_right(t_kwh, cum_kwh)
+    if j < len(t_kwh) and t_kwh[j] < cum_kwh + energy:
+        # Interpolated: the energy is assumed to flow evenly over the period.
+        head_e = t_kwh[j] - cum_kwh
+        # On a whole second (from the period start): CDR periods are
+        # reported in whole seconds; the energy split stays exact.
+        d = int((end - start) * head_e / energy)
+        d -= d % _US
+        t = start + d
+        if t <= start:
+            t = start + (_US if end - start > _US else 1)
+        if t >= end:
+            t = end - 1
+        if t <= cut:
+            return t, head_e
+    return cut, None
+
+
+def _cut(cur: tuple[Any, ...], cut: int, head_energy: Decimal | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A period cut in two at `cut`: time in proportion, energy as given or in proportion."""
+    start, end, kind, qty, energy, cmin, cmax, pmin, pmax = cur
+    span = end - start
+    d = cut - start
+    q_head = qty * d // span
+    # Interpolated to the µWh, so head + tail is exactly the period's energy.
+    e_head = head_energy if head_energy is not None else ((energy * d / span).quantize(_UWH) if energy else energy)
+    return ((start, cut, kind, q_head, e_head, cmin, cmax, pmin, pmax),
+            (cut, end, kind, qty - q_head, energy - e_head, cmin, cmax, pmin, pmax))
+
+
+def _match_pieces(
+    pieces: list[Piece], flat_first_match: bool, res_code: int,
+) -> tuple[list[tuple[Any, ...]], dict[Any, Any], tuple[list[Any] | None, ...], list[int]]:
+    """Per piece and per dimension, the first element whose restrictions all hold prices it.
+
+    Returns the rows (period, tariff, lines), a line being [component,
+    volume, billed volume]; the quantity summed per component (kWh, µs or
+    count); the last line of each step_size group (energy, time,
+    reservation time); and the measured time per kind (charging, parking,
+    reservation; µs).
+    """
+    acc: dict[Any, Any] = {}
+    rows: list[tuple[Any, ...]] = []
+    flat_done = res_flat_done = seen_session = seen_res = False
+    last_energy: list[Any] | None = None
+    last_time: list[Any] | None = None
+    last_res: list[Any] | None = None
+    times = [0, 0, 0]
+    for piece in pieces:
+        cur, ct, sod, day, dow, dur, cum_kwh = piece
+        _s, _e, kind, qty, energy, cmin, cmax, pmin, pmax = cur
+        lines: list[list[Any]] = []
+        rows.append((cur, ct, lines))
+        times[kind] += qty
+        if kind == RESERVATION_K:
+            if ct is not None:
+                res_flat_done, line = _match_reservation(
+                    acc, lines, piece, res_code, flat_first_match, res_flat_done, seen_res)
+                if line is not None:
+                    last_res = line
+            seen_res = True
+            continue
+        if ct is None:
+            seen_session = True
+            continue
+        f, ecomp, tcomp, pcomp = ct.match(sod, day, dow, dur, cum_kwh, cmin, cmax, pmin, pmax, 0)
+        if not flat_done and (flat_first_match or not seen_session):
+            flat_done = _charge_flat(acc, lines, f, flat_first_match)
+        seen_session = True
+        if energy and ecomp is not None:
+            acc[ecomp] = acc.get(ecomp, ZERO) + energy
+            last_energy = [ecomp, energy, energy]
+            lines.append(last_energy)
+        comp = tcomp if kind == CHARGING_K else pcomp
+        if comp is not None and qty:
+            acc[comp] = acc.get(comp, 0) + qty
+            last_time = [comp, qty, qty]
+            lines.append(last_time)
+    return rows, acc, (last_energy, last_time, last_res), times
+
+
+def _match_reservation(acc: dict[Any, Any], lines: list[list[Any]], piece: Piece, res_code: int,
+                       flat_first_match: bool, flat_done: bool, seen: bool) -> tuple[bool, list[Any] | None]:
+    """A reservation piece, priced by the elements that apply to reservations (FLAT and time).
+
+    Returns whether the reservation's FLAT is done, and its time line, if any.
+    """
+    (_s, _e, _k, qty, _en, cmin, cmax, pmin, pmax), ct, sod, day, dow, dur, _kwh = piece
+    f, _ecomp, tcomp, _pcomp = ct.match(sod, day, dow, dur, ZERO, cmin, cmax, pmin, pmax, res_code)
+    if not flat_done and (flat_first_match or not seen):
+        flat_done = _charge_flat(acc, lines, f, flat_first_match)
+    if tcomp is None or not qty:
+        return flat_done, None
+    acc[tcomp] = acc.get(tcomp, 0) + qty
+    line = [tcomp, qty, qty]
+    lines.append(line)
+    return flat_done, line
+
+
+def _charge_flat(acc: dict[Any, Any], lines: list[list[Any]], f: Any, flat_first_match: bool) -> bool:
+    """FLAT, once per session (and once per reservation); returns whether it is done."""
+    if f is not None:
+        acc[f] = acc.get(f, 0) + 1
+        lines.append([f, 1, 1])
+    return f is not None or not flat_first_match
+
+
+def _apply_step_size(policy: PricingPolicy, acc: dict[Any, Any], last_lines: tuple[list[Any] | None, ...],
+                     cum_kwh: Decimal, times: list[int]) -> None:
+    """step_size, once per session: the last line of each group is billed up to a whole step.
+
+    One group for energy, one for time (charging and parking apart, or
+    together per policy.time_step), one for reservation time; the step is
+    that of the last component used, the extra billed at its price.
+    """
+    last_energy, last_time, last_res = last_lines
+    if last_energy is None and last_time is None and last_res is None:
+        return
+    if policy.step_basis is StepBasis.BILLABLE:
+        kwh, charging_t, parking_t, reservation_t = _priced_volumes(acc)
+    else:
+        kwh, (charging_t, parking_t, reservation_t) = cum_kwh, times
+    if last_energy is not None:
+        _round_energy_up(last_energy, acc, kwh)
+    if last_time is not None:
+        if policy.time_step is TimeStepMode.COMBINED:
+            total_t = charging_t + parking_t
+        else:
+            total_t = charging_t if last_time[0].dim == TIME else parking_t
+        _round_time_up(last_time, acc, total_t)
+    if last_res is not None:
+        _round_time_up(last_res, acc, reservation_t)
+
+
+def _priced_volumes(acc: dict[Any, Any]) -> tuple[Any, ...]:
+    """What the components priced (FLAT excluded): kWh, charging, parking and reservation µs."""
+    priced = [ZERO, 0, 0, 0, 0]
+    for c, q in acc.items():
+        if c.dim:
+            priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
+    return priced[ENERGY], priced[TIME], priced[PARKING], priced[4]
+
+
+def _round_energy_up(line: list[Any], acc: dict[Any, Any], total: Decimal) -> None:
+    # Representation noise (a sum of 28-digit parts) must not cost a whole step.
+    total = total.quantize(_UWH)
+    if total > 0:
+        step = line[0].step
+        q, r = divmod(total * _THOUSAND, step)
+        if r:
+            extra = ((q + 1) * step) / _THOUSAND - total
+            line[2] += extra
+            acc[line[0]] += extra
+
+
+def _round_time_up(line: list[Any], acc: dict[Any, Any], total_t: int) -> None:
+    comp = line[0]
+    extra_t = -(-total_t // (comp.step * _US)) * comp.step * _US - total_t
+    if extra_t > 0:
+        line[2] += extra_t
+        acc[comp] += extra_t
+
+
+def _cost_by_category(acc: dict[Any, Any], unknown_policy: bool) -> tuple[list[Decimal], list[Decimal], int]:
+    """Exact cost excl. and incl. VAT per category (fixed, energy, time, parking, reservation).
+
+    The third value has a bit per category whose incl. VAT cannot be
+    computed (a component without VAT under MissingVat.UNKNOWN).
+    """
+    ex = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    inc = [ZERO, ZERO, ZERO, ZERO, ZERO]
+    unknown_cats = 0
+    for comp, q in acc.items():
+        c_ex = comp.price * q
+        if comp.dim >= TIME:
+            c_ex = c_ex / _H
+        cat = comp.cat
+        ex[cat] += c_ex
+        factor = comp.factor
+        if factor is not None:
+            inc[cat] += c_ex * factor
+        else:
+            inc[cat] += c_ex
+            if unknown_policy:
+                unknown_cats |= 1 << cat
+    return ex, inc, unknown_cats
+
+
+def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex: Decimal,
+                        sum_in: Decimal | None) -> tuple[Decimal, Decimal | None, str | None]:
+    """min_price/max_price: the totals excl. and incl. VAT, each clamped on its own.
+
+    Returns them with the limit that applied last ("min_price",
+    "max_price" or None).
+    """
+    tot_ex, tot_in = sum_ex, sum_in
+    limit_applied = None
+    if ct is None or (ct.min_excl is None and ct.max_excl is None):
+        return tot_ex, tot_in, limit_applied
+    scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
+    if ct.min_excl is not None:
+        if tot_ex < ct.min_excl:
+            tot_ex = ct.min_excl
+            limit_applied = "min_price"
+        lim = ct.min_incl
+        if lim is None and scale:
+            lim = ct.min_excl * _vat_ratio(ct.max_excl, ct.max_incl, sum_ex, sum_in)
+        if tot_in is not None and lim is not None and tot_in < lim:
+            tot_in = lim
+            limit_applied = "min_price"
+    if ct.max_excl is not None:
+        if tot_ex > ct.max_excl:
+            tot_ex = ct.max_excl
+            limit_applied = "max_price"
+        lim = ct.max_incl
+        if lim is None and scale:
+            lim = ct.max_excl * _vat_ratio(ct.min_excl, ct.min_incl, sum_ex, sum_in)
+        if tot_in is not None and lim is not None and tot_in > lim:
+            tot_in = lim
+            limit_applied = "max_price"
+    return tot_ex, tot_in, limit_applied
+
+
+def _cdr_totals(policy: PricingPolicy, ex: list[Decimal], inc: list[Decimal], unknown_cats: int, tot_ex: Decimal,
+                tot_in: Decimal | None, cum_kwh: Decimal, times: list[int]) -> CdrTotals:
+    """The CDR totals, rounded per the policy (the only rounding of amounts)."""
+    rq = _quantum(policy.places)
+    rnd = policy.rounding
+    vq = _quantum(policy.volume_places)
+    zero = _zero_money(rq)
+    rounded = [
+        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
+        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
+        for c in range(5)
+    ]
+    return _money(CdrTotals, (
+        _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
+        rounded[0],
+        rounded[1],
+        rounded[2],
+        rounded[3],
+        rounded[4],
+        cum_kwh.quantize(vq, rnd),
+        _hours(times[0] + times[1], policy.volume_places, rnd),
+        _hours(times[1], policy.volume_places, rnd),
+        _hours(times[2], policy.volume_places, rnd),
+    ))
 
 
 _QUANTA: dict[int, Decimal] = {}
