@@ -47,6 +47,8 @@ class Module:
     pull_params: Mapping[str, str] = field(default_factory=dict)
     # Extra owner-side checks before one of our objects is stored (raise ValueError).
     owner_rules: Callable[..., Any] | None = None
+    # Asynchronous modules (results follow at a response_url): how they answer (sync/tracker.Answers).
+    answers: Any = None
 
     @property
     def stores_objects(self) -> bool:

@@ -13,7 +13,7 @@ from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandRe
 from evroam.ocpi.headers import encode_token
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
-from evroam.modules.commands.receiver import CommandEvent
+from evroam.modules.commands.sender import CommandEvent
 from evroam.store.tables import commands as commands_table
 from evroam.modules.commands import client as cmd
 from tests.integration.test_credentials import call, party_named, registered_pair
