@@ -96,7 +96,7 @@ def new_uid() -> str:
 
 # How a result reaches a partner's response_url: (party, url, body, routing) ->
 # None once the partner took it, else the error text. Passed in (the node makes
-# it with `result_poster`) so the routers need no outbound client.
+# it with `result_poster`): an app built without a node has no outbound client.
 PostResult = Callable[[Party, str, bytes, Routing | None], Awaitable[str | None]]
 # What a hook reports, (type, result, message, profile), as the body to post.
 ResultBody = Callable[[str, Any, "list[DisplayText] | None", "ActiveChargingProfile | None"], OcpiModel]
