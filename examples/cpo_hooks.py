@@ -41,7 +41,7 @@ import structlog
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.common import DisplayText
 from evroam.ocpi.locations import Location, Status
-from evroam.modules.commands.asyncrequests import ResultHandle
+from evroam.sync.tracker import ResultHandle
 from evroam.modules.sessions import owner as sessions
 
 log = structlog.get_logger("cpo_hooks")

@@ -57,6 +57,8 @@ class Module:
     may_write: Callable[[Any, str, str], None] | None = None
     # Extra owner-side checks before one of our objects is stored (raise ValueError).
     owner_rules: Callable[..., Any] | None = None
+    # Asynchronous modules (results follow at a response_url): how they answer (sync/tracker.Answers).
+    answers: Any = None
 
     @property
     def stores_objects(self) -> bool:

@@ -34,9 +34,10 @@ from evroam.store.calllog import CallLog
 from evroam.store.db import create_engine, migrate
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
-from evroam.modules.commands.tracking import Tracked
-from evroam.modules.commands.asyncrequests import Callbacks, tracked
-from evroam.modules.commands.client import result_poster, send_command, send_profile_request
+from evroam.store.tracking import Tracked
+from evroam.sync.tracker import Callbacks, result_poster, tracked
+from evroam.modules.commands.client import send_command
+from evroam.modules.chargingprofiles.client import send_profile_request
 from evroam.sync.delivery import DeliveryWorker
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
@@ -300,7 +301,7 @@ class Node:
 
     async def send_command(self, partner: str, command_type: Any, body: Any) -> str:
         """eMSP: send a command (its object without response_url); returns
-        the tracking id. See sync/commands.py."""
+        the tracking id. See modules/commands/client.py."""
         return await send_command(self, partner, command_type, body)
 
     async def send_profile_request(self, partner: str, request: Any, session_id: str, *,

@@ -14,11 +14,12 @@ from evroam.ocpi.chargingprofiles import (
 )
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
-from evroam.modules.commands.asyncrequests import ResultHandle, active_profile
+from evroam.modules.chargingprofiles.sender import active_profile
 from evroam.modules.chargingprofiles.receiver import ChargingProfileRequest, ProfileRequest
 from evroam.modules.events import ChargingProfileEvent
 from evroam.store.tables import commands as commands_table
-from evroam.modules.commands import client as cmd
+from evroam.sync.tracker import ResultHandle
+from evroam.modules.chargingprofiles import client as cmd
 from tests.integration.test_commands import location, session
 from tests.integration.test_credentials import call, party_named, registered_pair
 from tests.nodes import wait_for

@@ -11,7 +11,7 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 
-from evroam.modules.commands.asyncrequests import active_profile
+from evroam.modules.chargingprofiles.sender import active_profile
 from evroam.modules.events import ChargingProfileEvent, Received
 from evroam.store import objects
 from evroam.store.objects import ObjectKey

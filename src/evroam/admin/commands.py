@@ -1,6 +1,6 @@
 """Admin routes for Commands and ChargingProfiles (eMSP/SCSP side): send a
 request to a partner CPO and follow it by its tracking id. A thin layer over
-evroam.modules.commands.client; the states are explained in evroam.modules.commands.asyncrequests.
+the modules' client.py; the states are explained in evroam.sync.tracker.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.chargingprofiles import ChargingProfile
 from evroam.ocpi.commands import CancelReservation, CommandType, ReserveNow, StartSession, StopSession, UnlockConnector
 from evroam.ocpi.types import URL, CiString, Int
-from evroam.modules.commands.asyncrequests import ProfileRequest, tracked
-from evroam.modules.commands.tracking import CHARGING_PROFILES, COMMANDS
+from evroam.modules import chargingprofiles, commands
+from evroam.modules.chargingprofiles import client as profiles
+from evroam.modules.chargingprofiles.owner import ProfileRequest
 from evroam.modules.commands import client as ops
+from evroam.sync.tracker import InvalidRequest, SendError, tracked
 
 router = APIRouter()
 
@@ -64,9 +66,9 @@ async def _send(coro):  # noqa: ANN001, ANN202
         return await coro
     except KeyError as exc:
         raise not_found(str(exc.args[0]) if exc.args else "unknown partner") from None
-    except ops.InvalidRequest as exc:
+    except InvalidRequest as exc:
         raise bad_request(str(exc)) from None
-    except ops.SendError as exc:
+    except SendError as exc:
         raise conflict(str(exc)) from None
 
 
@@ -91,7 +93,7 @@ async def send_command(request: Request, partner: str, command_type: CommandType
 @router.get("/commands/{tracking_id}", summary="The state of a command we sent (or received)",
             responses=answers(404))
 async def get_command(request: Request, tracking_id: str) -> Response:
-    return await _show(request, tracking_id, COMMANDS)
+    return await _show(request, tracking_id, commands.MODULE.id)
 
 
 @router.post("/chargingprofiles/{partner}/{request_type}", status_code=201,
@@ -101,8 +103,8 @@ async def get_command(request: Request, tracking_id: str) -> Response:
 async def send_profile_request(request: Request, partner: str, request_type: ProfileRequest) -> Response:
     body = await parse_object(request, ProfileRequestBody)
     node = node_of(request)
-    uid = await _send(ops.send_profile_request(node, partner, request_type, body.session_id,
-                                               duration=body.duration, charging_profile=body.charging_profile))
+    uid = await _send(profiles.send_profile_request(node, partner, request_type, body.session_id,
+                                                    duration=body.duration, charging_profile=body.charging_profile))
     t = await tracked(node.engine, uid)
     return ok(t.to_dict() if t else {"id": uid}, http_status=201)
 
@@ -110,4 +112,4 @@ async def send_profile_request(request: Request, partner: str, request_type: Pro
 @router.get("/chargingprofiles/{tracking_id}", summary="The state of a charging-profile request",
             responses=answers(404))
 async def get_profile_request(request: Request, tracking_id: str) -> Response:
-    return await _show(request, tracking_id, CHARGING_PROFILES)
+    return await _show(request, tracking_id, chargingprofiles.MODULE.id)

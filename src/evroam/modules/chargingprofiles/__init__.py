@@ -1,12 +1,14 @@
 """ChargingProfiles (mod_charging_profiles.asciidoc): smart charging requests
-for a running session, answered asynchronously like Commands."""
+for a running session, answered asynchronously like Commands (sync/tracker.py)."""
 
 from evroam.module import Module
+from evroam.modules.chargingprofiles.owner import ANSWERS
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
 
-MODULE = Module("chargingprofiles", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER})
+MODULE = Module("chargingprofiles", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
+                answers=ANSWERS)
 
-from evroam.modules.chargingprofiles import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.chargingprofiles import client, owner, receiver, sender  # noqa: E402  (they use MODULE)
 
-__all__ = ["MODULE", "owner", "receiver", "sender"]
+__all__ = ["MODULE", "client", "owner", "receiver", "sender"]

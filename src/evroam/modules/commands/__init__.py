@@ -1,11 +1,12 @@
 """Commands (mod_commands.asciidoc): the eMSP asks, the CPO answers at once and
-posts the result later to the eMSP's response_url."""
+posts the result later to the eMSP's response_url (sync/tracker.py)."""
 
 from evroam.module import Module
+from evroam.modules.commands.owner import ANSWERS
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
 
-MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER})
+MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER}, answers=ANSWERS)
 
 from evroam.modules.commands import client, owner, receiver, sender  # noqa: E402  (they use MODULE)
 

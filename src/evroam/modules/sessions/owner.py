@@ -41,7 +41,7 @@ from evroam.store.tables import OURS
 from evroam.sync.publish import object_key, publish
 
 if TYPE_CHECKING:
-    from evroam.node import Node
+    from evroam.sync.services import NodeServices as Node
 
 FINISHED = frozenset({SessionStatus.COMPLETED, SessionStatus.INVALID})
 

@@ -1,5 +1,6 @@
-"""Repository of asynchronous requests (Commands and ChargingProfiles), both
-the ones we send and the ones we receive.
+"""Repository of asynchronous requests (the modules whose results follow at a
+response_url: Commands, ChargingProfiles), both the ones we send and the
+ones we receive. `kind` is the module id, `type` the request within it.
 
 Every state change is one conditional UPDATE, so a result that overtakes
 the synchronous response, a result racing the deadline, or two processes
@@ -21,9 +22,6 @@ from evroam.store.tables import commands
 
 OUT = "out"  # we sent it (eMSP/SCSP) and wait for its result
 IN = "in"  # we received it (CPO) and report its result
-
-COMMANDS = "commands"
-CHARGING_PROFILES = "chargingprofiles"
 
 PENDING = "PENDING"  # no synchronous response yet
 ACCEPTED = "ACCEPTED"  # accepted; the result is still to come
@@ -163,10 +161,10 @@ async def expire(conn: AsyncConnection, uid: str | None = None, now: datetime | 
     return result.rowcount or 0
 
 
-async def profile_setters(conn: AsyncConnection, session_id: str) -> list[int]:
-    """Parties whose SetChargingProfile on this session we accepted at least
-    once: the only ones the CPO may push ActiveChargingProfile updates to."""
+async def accepting_parties(conn: AsyncConnection, kind: str, type_: str, ref: str) -> list[int]:
+    """Parties whose received request of this kind and type on `ref` we
+    accepted at least once."""
     rows = await conn.execute(sa.select(commands.c.party_id).distinct().where(
-        commands.c.direction == IN, commands.c.kind == CHARGING_PROFILES, commands.c.type == "SET",
-        commands.c.ref_key == ci_key(session_id), commands.c.response == ACCEPTED))
+        commands.c.direction == IN, commands.c.kind == kind, commands.c.type == type_,
+        commands.c.ref_key == ci_key(ref), commands.c.response == ACCEPTED))
     return sorted(rows.scalars().all())
