@@ -17,7 +17,7 @@ from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReference
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.modules.tokens.client import CACHE, OFFLINE_FALLBACK, REALTIME
 from evroam.server.hooks import Received
-from evroam.modules.tokens.receiver import Authorize, LocationRequired
+from evroam.modules.tokens.sender import Authorize, LocationRequired
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
