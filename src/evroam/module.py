@@ -22,6 +22,20 @@ from evroam.ocpi.versions import InterfaceRole
 Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class OwnerRules:
+    """What a module checks, beyond the generic rules (sync/own.py), before
+    one of our own objects of it is stored."""
+
+    # Why the object may not be stored as given, naming the field, or None.
+    # Gets the object and the node's NodeConfig (None: the defaults).
+    refusal: Callable[[OcpiModel, Any], str | None] | None = None
+    # `lock(*key)` -> asyncio.Lock: changes of one object are serialised in
+    # this process, for documents changed by read-modify-write (Locations:
+    # their EVSEs and Connectors). None: no lock.
+    lock: Callable[..., Any] | None = None
+
+
 @dataclass(slots=True, eq=False)
 class Module:
     id: str  # the module id of the spec (ModuleID)
@@ -45,8 +59,8 @@ class Module:
     ref_of: Callable[[OcpiModel], str | None] | None = None
     # Query parameters a first (full) pull sends, where the Sender requires some.
     pull_params: Mapping[str, str] = field(default_factory=dict)
-    # Extra owner-side checks before one of our objects is stored (raise ValueError).
-    owner_rules: Callable[..., Any] | None = None
+    # Owner-side rules for our own objects of this module (set by its package).
+    owner_rules: OwnerRules = field(default_factory=OwnerRules)
 
     @property
     def stores_objects(self) -> bool:

@@ -1,6 +1,7 @@
-"""Publishing our own objects: the object and its deliveries are written in
-one transaction, so a change is never stored without being queued (or queued
-without being stored)."""
+"""Storing our own objects and queueing their deliveries, in the caller's
+transaction, so a change is never stored without being queued (or queued
+without being stored). No rule is checked here: every change goes through
+sync/own.py, which applies the owner rules and then calls these."""
 
 from __future__ import annotations
 
