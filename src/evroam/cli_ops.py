@@ -71,10 +71,11 @@ def data_import(
     Each file is validated as a whole and written in one transaction: a file
     with any invalid object writes nothing (its errors name file and index).
     Exits 1 if any file failed."""
-    from evroam.sync.importer import IMPORTABLE, import_files
+    import evroam.modules  # noqa: F401  (registers the modules that importable() lists)
+    from evroam.sync.importer import import_files, importable
 
-    if module not in IMPORTABLE:
-        raise typer.BadParameter(f"one of {', '.join(IMPORTABLE)}", param_hint="--module")
+    if module not in importable():
+        raise typer.BadParameter(f"one of {', '.join(importable())}", param_hint="--module")
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err)
 
@@ -89,7 +90,7 @@ def data_import(
                 progress.advance(task, n)
 
             return await import_files(node.engine, module, files, node.config.roles, on_loaded=loaded,
-                                      on_written=written, limits=node.config.location_limits)
+                                      on_written=written, config=node.config)
 
     reports = run(_with_node(home, go))
     failed = 0

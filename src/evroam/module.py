@@ -22,6 +22,20 @@ from evroam.ocpi.versions import InterfaceRole
 Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class OwnerRules:
+    """What a module checks, beyond the generic rules (sync/own.py), before
+    one of our own objects of it is stored."""
+
+    # Why the object may not be stored as given, naming the field, or None.
+    # Gets the object and the node's NodeConfig (None: the defaults).
+    refusal: Callable[[OcpiModel, Any], str | None] | None = None
+    # `lock(*key)` -> asyncio.Lock: changes of one object are serialised in
+    # this process, for documents changed by read-modify-write (Locations:
+    # their EVSEs and Connectors). None: no lock.
+    lock: Callable[..., Any] | None = None
+
+
 @dataclass(slots=True, eq=False)
 class Module:
     id: str  # the module id of the spec (ModuleID)
@@ -55,8 +69,8 @@ class Module:
     # `check(party, cc, pid)` raises; None is the rule of every module but
     # HubClientInfo: only under the caller's own roles.
     may_write: Callable[[Any, str, str], None] | None = None
-    # Extra owner-side checks before one of our objects is stored (raise ValueError).
-    owner_rules: Callable[..., Any] | None = None
+    # Owner-side rules for our own objects of this module (set by its package).
+    owner_rules: OwnerRules = field(default_factory=OwnerRules)
     # Asynchronous modules (results follow at a response_url): how they answer (sync/tracker.Answers).
     answers: Any = None
 

@@ -41,7 +41,7 @@ from evroam.modules.chargingprofiles.client import send_profile_request
 from evroam.sync.delivery import DeliveryWorker
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
-from evroam.sync.publish import publish
+from evroam.sync import own
 from evroam.sync.pull import PullResult, pull
 
 log = structlog.get_logger(__name__)
@@ -273,13 +273,14 @@ class Node:
     async def publish(self, module: Module | str, obj: OcpiModel, *, patch: dict | None = None,
                       sub_path: str | None = None) -> bool:
         """Store one of our objects and queue it for every partner receiving
-        that module, in one transaction. Returns True if it was created."""
+        that module, in one transaction, under the rules every change of ours
+        follows (sync/own.py; raises own.Refused). The same document again
+        pushes nothing. Returns True if it was created."""
         module = REGISTRY.objects()[module] if isinstance(module, str) else module
-        async with self.engine.begin() as conn:
-            _, created = await publish(conn, module, obj, patch=patch, sub_path=sub_path)
-        if self.delivery is not None:
+        kind = await own.put(self.engine, module, obj, own.Ours.of(self.config), patch=patch, sub_path=sub_path)
+        if kind != own.UNCHANGED and self.delivery is not None:
             self.delivery.notify()
-        return created
+        return kind == own.CREATED
 
     async def party(self, name: str) -> Party:
         async with self.engine.connect() as conn:

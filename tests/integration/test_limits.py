@@ -295,7 +295,7 @@ async def test_admin_and_import_limit_our_own_locations(cluster, tmp_path):
     big = tmp_path / "big.json"
     big.write_text(json.dumps([location("L2"), location("L3", evses=_evses(1, connectors=3))]))
     (report,) = await importer.import_files(cpo.engine, "locations", [big], cpo.config.roles,
-                                            limits=cpo.config.location_limits)
+                                            config=cpo.config)
     assert report.errors == [f"{big}[1]: evses.0.connectors: 3 connectors; this node takes at most 2 per EVSE "
                              "(max_connectors_per_evse)"]
     assert await _count(cpo, "locations") == (0, 0)

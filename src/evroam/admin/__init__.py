@@ -26,6 +26,7 @@ from evroam.server.responses import ocpi_response
 
 if TYPE_CHECKING:
     from evroam.admin.service import NodeService
+    from evroam.sync.own import Refused
 
 M = TypeVar("M", bound=OcpiModel)
 
@@ -87,6 +88,12 @@ def unknown_place(exc: Exception) -> OcpiError:
 
 def conflict(message: str) -> OcpiError:
     return OcpiError(StatusCode.CLIENT_ERROR, message, http_status=409)
+
+
+def refused(exc: Refused) -> OcpiError:
+    """A change of ours the owner rules refuse (sync/own.py): 409 when it
+    conflicts with what is stored, else 400 (2001)."""
+    return conflict(str(exc)) if exc.conflict else bad_request(str(exc))
 
 
 async def parse_json(request: Request) -> Any:

@@ -1,6 +1,6 @@
-"""Admin routes for our own objects. Each change is stored and queued for
-partners in one transaction (sync.publish.publish), then the delivery worker
-is woken, so partners get it pushed.
+"""Admin routes for our own objects. Each change goes the one way all our
+changes go (sync/own.py: the owner rules, then stored and queued for partners
+in one transaction), then the delivery worker is woken, so partners get it pushed.
 
 PUT answers 201 when it creates and 200 when it replaces; the same document
 again answers 200 "unchanged" and pushes nothing. Every PUT has its GET (404
@@ -19,7 +19,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, parse_object, unknown_place
+from evroam.admin import (answers, bad_request, conflict, node_of, not_found, ok, parse_object, refused,
+                          unknown_place)
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.locations import Status
 from evroam.modules.cdrs import MODULE as CDRS
@@ -33,10 +34,10 @@ from evroam.ocpi.types import DateTime, ci_key
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey, Stored
 from evroam.store.tables import OURS
-from evroam.sync.importer import CREATED, UNCHANGED, Refused, change_kind, check_own, own_keys
-from evroam.modules.locations.rules import UnknownLocationObject, location_lock, refusal, tariff_users
+from evroam.sync import own
+from evroam.sync.own import CREATED, UNCHANGED, Ours, Refused
+from evroam.modules.locations.rules import UnknownLocationObject, tariff_users
 from evroam.modules.locations.owner import set_evse_status
-from evroam.sync.publish import object_key, publish, unpublish
 from evroam.modules.sessions.owner import CDR_PLACE, UnknownPlace, check_place
 
 router = APIRouter()
@@ -73,27 +74,18 @@ async def put_own(request: Request, module: Module, object_id: str, type_: str =
         raise bad_request(f"{module.id_field}: {value!r} in the body differs from {object_id!r} in the URL")
     if module.typed and obj.type.value != type_:
         raise bad_request(f"type: {obj.type.value!r} in the body differs from {type_!r} in the URL")
+    ours = Ours.of(node.config)
     try:
-        check_own(obj, module, own_keys(node.config.roles, module))
+        own.check(obj, module, ours)  # before the CDR's place: a foreign object is refused as such
+        kind = await _publish(node, module, obj, ours)
     except Refused as exc:
-        raise bad_request(str(exc)) from None
-    if module is LOCATIONS:
-        why = refusal(obj, node.config.location_limits)
-        if why:
-            raise bad_request(why)
-        # The same lock as EVSE/Connector changes, so a PUT never interleaves
-        # with their read-modify-write of this document.
-        async with location_lock(id(node.engine), object_id):
-            kind = await _publish(node, module, obj)
-    else:
-        kind = await _publish(node, module, obj)
+        raise refused(exc) from None
     return ok(data_json=obj.to_json_bytes(), http_status=201 if kind == CREATED else 200,
               message="unchanged" if kind == UNCHANGED else None)
 
 
-async def _publish(node, module: Module, obj: OcpiModel) -> str:  # noqa: ANN001
-    data = obj.to_json_bytes().decode()
-    async with node.engine.begin() as conn:
+async def _publish(node, module: Module, obj: OcpiModel, ours: Ours) -> str:  # noqa: ANN001
+    async with own.changing(node.engine, module, getattr(obj, module.id_field)) as conn:
         if module is CDRS:
             where = obj.cdr_location
             try:
@@ -102,13 +94,7 @@ async def _publish(node, module: Module, obj: OcpiModel) -> str:  # noqa: ANN001
                                   where.connector_id, reserved=True, fields=CDR_PLACE, in_service=False)
             except UnknownPlace as exc:
                 raise unknown_place(exc) from None
-        stored = await repo.get(conn, object_key(module, obj), for_update=True)
-        try:
-            kind = change_kind(module, obj, data, stored)
-        except Refused as exc:
-            raise conflict(str(exc)) from None
-        if kind != UNCHANGED:
-            await publish(conn, module, obj)
+        kind = await own.write(conn, module, obj, ours)
     if kind != UNCHANGED and node.delivery is not None:
         node.delivery.notify()
     return kind
@@ -247,12 +233,12 @@ async def delete_tariff(request: Request, tariff_id: str, who: Whose = Depends(w
     node = node_of(request)
     doc = json.loads((await our_object(request, TARIFFS, tariff_id, who)).data)
     key = ObjectKey(TARIFFS.id, OURS, doc["country_code"], doc["party_id"], doc["id"])
-    async with node.engine.begin() as conn:
+    async with own.changing(node.engine, TARIFFS, key.object_id) as conn:
         users = await tariff_users(conn, key.country_code, key.party_id, key.object_id)
         if users:
             raise conflict(f"tariff {key.object_id!r} is still listed in tariff_ids of connector(s) "
                            f"{', '.join(users[:10])}: take it out of those Locations first")
-        if not await unpublish(conn, TARIFFS, key):
+        if not await own.delete(conn, TARIFFS, key):
             raise not_found(f"no tariff {tariff_id!r} of ours")
     if node.delivery is not None:
         node.delivery.notify()

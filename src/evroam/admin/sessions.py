@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field, ValidationError
 from starlette.responses import Response
 
-from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, unknown_place
+from evroam.admin import answers, bad_request, conflict, node_of, not_found, ok, refused, unknown_place
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.cdrs import AuthMethod, CdrToken, ChargingPeriod
 from evroam.ocpi.common import Price
@@ -17,6 +17,7 @@ from evroam.ocpi.sessions import SessionStatus
 from evroam.ocpi.types import CiString, Currency, DateTime, Energy, String
 from evroam.pricing import CdrBuildError, NoApplicableTariff
 from evroam.modules.sessions import owner as ops
+from evroam.sync.own import Refused
 
 router = APIRouter()
 
@@ -67,6 +68,8 @@ async def _guard(coro):  # noqa: ANN001, ANN202
         raise not_found(str(exc)) from None
     except ops.UnknownPlace as exc:
         raise unknown_place(exc) from None
+    except Refused as exc:
+        raise refused(exc) from None
     except (ops.SessionFinished, ops.CdrExists, CdrBuildError, NoApplicableTariff) as exc:
         raise conflict(str(exc)) from None
     except ValidationError as exc:

@@ -64,11 +64,9 @@ def object_key(module: Module, obj: OcpiModel, owner_id: int = OURS) -> ObjectKe
 
 
 def ref_key(module: Module, obj: OcpiModel) -> str | None:
-    """The eMSP a Session or CDR concerns: only that partner may see it."""
-    token = getattr(obj, "cdr_token", None)
-    if module.id in ("sessions", "cdrs") and token is not None:
-        return ci_key(token.country_code + token.party_id)
-    return None
+    """The partner an object concerns, when only it may see it (the module
+    description's `ref_of`: Sessions and CDRs, their token's eMSP)."""
+    return module.ref(obj)
 
 
 @dataclass(slots=True)

@@ -51,9 +51,6 @@ def _insert(conn: AsyncConnection):  # noqa: ANN202
 
 
 # A PATCH field whose items the receiver appends rather than replaces.
-APPENDED = "charging_periods"
-
-
 def _has_key(conn: AsyncConnection, col: sa.ColumnElement, key: str) -> sa.ColumnElement[bool]:
     if conn.dialect.name == "postgresql":
         return sa.func.coalesce(col.op("?", return_type=sa.Boolean)(key), False)
@@ -61,7 +58,10 @@ def _has_key(conn: AsyncConnection, col: sa.ColumnElement, key: str) -> sa.Colum
 
 
 async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: int, method: str,
-                  patch: dict[str, Any] | None = None, sub_path: str | None = None) -> None:
+                  patch: dict[str, Any] | None = None, sub_path: str | None = None,
+                  appended: tuple[str, ...] = ()) -> None:
+    """Queue one delivery. `appended`: the module's PATCH fields that the
+    receiver appends rather than replaces (Module.appended)."""
     now = utcnow()
     ins = _insert(conn).values(
         party_id=party_id, module=module, object_pk=object_pk, method=method, patch=patch, sub_path=sub_path,
@@ -73,14 +73,15 @@ async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: 
     # whole (latest) object.
     same_patch = sa.and_(outbox.c.method == "PATCH", ex.method == "PATCH",
                          sa.func.coalesce(outbox.c.sub_path, "") == sa.func.coalesce(ex.sub_path, ""))
-    # A Session PATCH's charging_periods are *appended* by the receiver
-    # (mod_sessions), so keeping only the newest patch would lose periods, and
-    # merging them into a row already in flight would send some twice. Such a
-    # pair becomes a PUT of the latest Session instead: it carries every period.
-    if patch is not None and APPENDED in patch:
+    # Appended fields (a Session's charging_periods, mod_sessions) are added
+    # to the stored list by the receiver, so keeping only the newest patch
+    # would lose some, and merging them into a row already in flight would
+    # send some twice. Such a pair becomes a PUT of the latest object instead:
+    # it carries every value.
+    if patch is not None and any(f in patch for f in appended):
         same_patch = sa.false()
-    else:
-        same_patch = sa.and_(same_patch, sa.not_(_has_key(conn, outbox.c.patch, APPENDED)))
+    elif appended:
+        same_patch = sa.and_(same_patch, *(sa.not_(_has_key(conn, outbox.c.patch, f)) for f in appended))
     # The folded PATCH carries the fields of both, the newer winning: an EVSE
     # status change followed by another field's change must not lose the status.
     merged_patch = (outbox.c.patch.op("||", return_type=outbox.c.patch.type)(ex.patch)

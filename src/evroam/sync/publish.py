@@ -1,6 +1,7 @@
-"""Publishing our own objects: the object and its deliveries are written in
-one transaction, so a change is never stored without being queued (or queued
-without being stored)."""
+"""Storing our own objects and queueing their deliveries, in the caller's
+transaction, so a change is never stored without being queued (or queued
+without being stored). No rule is checked here: every change goes through
+sync/own.py, which applies the owner rules and then calls these."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ async def publish(conn: AsyncConnection, module: Module, obj: OcpiModel, *,
     for party in await party_repo.list_all(conn):
         if wants(party, module.id, ref):
             await outbox.enqueue(conn, party.id, module.id, pk, method,
-                                 patch if method == "PATCH" else None, sub_path if method == "PATCH" else None)
+                                 patch if method == "PATCH" else None, sub_path if method == "PATCH" else None,
+                                 appended=module.appended)
     return pk, created
 
 
@@ -82,7 +84,7 @@ async def publish_many(conn: AsyncConnection, module: Module, objs: Sequence[Ocp
                                    "seq": 1, "status": outbox.PENDING, "attempts": 0, "next_attempt_at": now,
                                    "created_at": now, "updated_at": now})
             else:
-                await outbox.enqueue(conn, party.id, module.id, pk, method)
+                await outbox.enqueue(conn, party.id, module.id, pk, method, appended=module.appended)
     if fresh_rows:
         await conn.execute(outbox_tbl.insert(), fresh_rows)
     return result

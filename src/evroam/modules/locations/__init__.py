@@ -18,4 +18,6 @@ MODULE = Module(
 
 from evroam.modules.locations import owner, receiver, sender  # noqa: E402  (they use MODULE)
 
+MODULE.owner_rules = owner.RULES
+
 __all__ = ["MODULE", "owner", "receiver", "sender"]

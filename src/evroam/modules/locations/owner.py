@@ -1,14 +1,18 @@
-"""Changing our own Locations (CPO side) below the Location level.
+"""Our own Locations (CPO side): the owner rules of the module (RULES, which
+sync/own.py applies to every change of ours), and changes below the Location level.
 
 An EVSE or Connector lives inside its Location's document, so every change is
-a read-modify-write of that document followed by `publish()` in the same
-transaction. Small changes go out as a PATCH of just that EVSE or Connector
-(`sub_path`), structural ones as a PUT of the whole Location.
+a read-modify-write of that document followed by `own.write()` in the same
+transaction, under the Location's lock. Small changes go out as a PATCH of
+just that EVSE or Connector (`sub_path`), structural ones as a PUT of the
+whole Location.
 
 last_updated propagates to the parents (mod_locations.asciidoc, GET List):
 the Sender's date filters compare the Location's last_updated only.
 
-Each helper takes a Node (its delivery worker is woken) or a bare engine.
+Each helper takes a Node (its delivery worker is woken; its config gives our
+roles and limits) or a bare engine (only a stored Location changes, under the
+default limits).
 `at` (default now) becomes the changed object's last_updated, but no
 last_updated ever goes back: a Receiver keeps its newer version against an
 older push (server/locations.py), so going back would leave it behind.
@@ -23,15 +27,27 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from evroam.config import LocationLimits
+from evroam.module import OwnerRules
 from evroam.ocpi.locations import EVSE, Connector, Location, Status
 from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import objects
 from evroam.modules.locations.rules import UnknownLocationObject as UnknownLocationObject  # re-exported: raised here
-from evroam.modules.locations.rules import duplicate_ids, find_connector, find_evse, index_of, later, location_lock
+from evroam.modules.locations.rules import find_connector, find_evse, index_of, later, location_lock, refusal
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
-from evroam.sync.publish import publish
+from evroam.sync import own
+
+
+def _refusal(location: Location, config: Any) -> str | None:
+    """Duplicate EVSE uids or Connector ids, or more EVSEs or connectors than the node takes."""
+    return refusal(location, config.location_limits if config is not None else LocationLimits())
+
+
+# Every change of one of our Locations (a PUT, an import, an EVSE change) holds
+# the lock: EVSE and Connector changes are read-modify-writes of its document.
+RULES = OwnerRules(refusal=_refusal, lock=location_lock)
 
 
 # --- our own Locations --------------------------------------------------------------------
@@ -39,6 +55,10 @@ from evroam.sync.publish import publish
 
 def _engine(target: Any) -> AsyncEngine:
     return target if isinstance(target, AsyncEngine) else target.engine
+
+
+def _ours(target: Any) -> own.Ours:
+    return own.Ours() if isinstance(target, AsyncEngine) else own.Ours.of(target.config)
 
 
 def _notify(target: Any) -> None:
@@ -63,17 +83,13 @@ async def _change(target: Any, location_id: str,
                   mutate: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]]) -> Location:
     """Load our Location, let `mutate` change the document and say what to
     send (a patch and its sub_path, or None for a PUT), validate, publish."""
-    engine = _engine(target)
-    async with location_lock(id(engine), location_id):
-        async with engine.begin() as conn:
-            doc = await _load(conn, location_id)
-            patch, sub_path = mutate(doc)
-            dup = duplicate_ids(doc)
-            if dup:
-                raise ValueError(dup)
-            location = Location.from_wire(doc)
-            await publish(conn, LOCATIONS, location, patch=patch, sub_path=sub_path)
-    _notify(target)
+    async with own.changing(_engine(target), LOCATIONS, location_id) as conn:
+        doc = await _load(conn, location_id)
+        patch, sub_path = mutate(doc)
+        location = Location.from_wire(doc)
+        kind = await own.write(conn, LOCATIONS, location, _ours(target), patch=patch, sub_path=sub_path)
+    if kind != own.UNCHANGED:
+        _notify(target)
     return location
 
 

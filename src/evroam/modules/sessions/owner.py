@@ -1,6 +1,7 @@
 """Our own Sessions and CDRs, on the CPO side: start, update, stop, issue the CDR.
 
-Each change goes through `publish` in the transaction that read the Session,
+Each change goes through `own.write` (sync/own.py: the rules every change of
+ours follows) in the transaction that read the Session,
 so concurrent updates of one session cannot lose each other's periods, and
 each change is queued for the eMSP concerned:
 - start: PUT of the new Session;
@@ -38,7 +39,8 @@ from evroam.store import objects as repo
 from evroam.modules.locations.rules import UnknownLocationObject, find_connector, find_evse
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import OURS
-from evroam.sync.publish import object_key, publish
+from evroam.store.objects import object_key
+from evroam.sync import own
 
 if TYPE_CHECKING:
     from evroam.sync.services import NodeServices as Node
@@ -165,13 +167,13 @@ async def start(
         "location_id": location_id, "evse_uid": evse_uid, "connector_id": connector_id, "meter_id": meter_id,
         "currency": currency, "status": SessionStatus(status).value, "last_updated": now,
     })
-    async with node.engine.begin() as conn:
+    async with own.changing(node.engine, SESSIONS, session.id) as conn:
         if await repo.get(conn, object_key(SESSIONS, session)) is not None:
             raise ValueError(f"session {session.id!r} exists already")
         if require_place:
             await check_place(conn, cc, pid, location_id, evse_uid, connector_id,
                               reserved=session.status is SessionStatus.RESERVATION)
-        await publish(conn, SESSIONS, session)
+        await own.write(conn, SESSIONS, session, own.Ours.of(node.config))
     _notify(node)
     return session
 
@@ -185,7 +187,7 @@ async def _change(node: Node, session_id: str, changes: dict[str, Any],
     """Apply `changes` (wire values) and append `new_periods`; queue a PATCH
     with exactly those fields, the new periods only, and last_updated.
     Without a kwh in `changes`, kwh grows by the new periods' ENERGY."""
-    async with node.engine.begin() as conn:
+    async with own.changing(node.engine, SESSIONS, session_id) as conn:
         current = await load(conn, session_id, for_update=True)
         if current.status in FINISHED:
             raise SessionFinished(f"session {session_id!r} is {current.status.value}: it no longer changes")
@@ -203,7 +205,7 @@ async def _change(node: Node, session_id: str, changes: dict[str, Any],
         out = {k: wire[k] for k in patch if k in wire}
         if new_periods:
             out["charging_periods"] = wire["charging_periods"][-len(new_periods):]  # only the new ones
-        await publish(conn, SESSIONS, session, patch=out)
+        await own.write(conn, SESSIONS, session, own.Ours.of(node.config), patch=out)
     _notify(node)
     return session
 
@@ -299,10 +301,10 @@ async def issue_cdr(
     where = cdr_location(location, session.evse_uid, session.connector_id)
     cdr, _ = build_cdr(session, tariff, where, time_zone=location.time_zone, cdr_id=cdr_id, context=context,
                        policy=policy)
-    async with node.engine.begin() as conn:
-        if await repo.get(conn, ObjectKey(CDRS.id, OURS, cdr.country_code, cdr.party_id, cdr.id)) is not None:
+    async with own.changing(node.engine, CDRS, cdr.id) as conn:
+        if await repo.get(conn, object_key(CDRS, cdr)) is not None:
             raise CdrExists(f"CDR {cdr.id} was issued already; correct it with a Credit CDR")
-        await publish(conn, CDRS, cdr)
+        await own.write(conn, CDRS, cdr, own.Ours.of(node.config))
     _notify(node)
     return cdr
 
