@@ -1,12 +1,10 @@
-"""CDRs module (mod_cdrs.asciidoc): Sender (CPO) and Receiver (eMSP) routers.
+"""CDRs, Receiver interface (the eMSP): POST a new CDR (answered with a
+`Location` header), GET it there. A CDR never changes: no PUT, PATCH or
+DELETE, and a second POST of the same country_code/party_id/id is refused
+(corrections come as Credit CDRs).
 
-Sender: GET list, only the caller's own CDRs.
-Receiver: POST a new CDR (answered with a `Location` header), GET it there.
-A CDR never changes: no PUT, PATCH or DELETE, and a second POST of the same
-country_code/party_id/id is refused (corrections come as Credit CDRs).
-
-Each received CDR is re-priced (evroam.pricing.check_cdr) and stored as
-ACCEPTED or DISPUTED with the reason in objects.status/note.
+Each received CDR is re-priced and stored as ACCEPTED or DISPUTED with the
+reason in objects.status/note (rules.verdict, the module's `judge`).
 """
 
 from __future__ import annotations

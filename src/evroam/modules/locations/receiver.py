@@ -1,17 +1,10 @@
-"""Locations module (mod_locations.asciidoc): Sender (CPO) and Receiver (eMSP) routers.
+"""Locations, Receiver interface (the eMSP): GET, PUT and PATCH of a CPO's
+Location, EVSE or Connector at /{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]].
 
-A Location is stored as one document with its EVSEs and Connectors inside, so
-a PUT or PATCH of an EVSE or Connector is a read-modify-write of its Location.
-
-Visibility: the Sender serves (and publish() pushes) Locations with
-`publish=false` too. The flag says whether the *Receiver* may show the
-Location in an app or on a website: only to owners of Tokens that match one
-`publish_allowed_to` entry. The spec's uc3 example ("not published, but paid
-guest usage possible") relies on the eMSP having the Location. A Location
-that must not reach partners at all ("Private charging Locations … SHALL NOT
-be published via OCPI") is simply never published by us. Matching
-`publish_allowed_to` against end users' Tokens is up to the Receiver's
-apps, and out of scope here.
+A Location is stored as one document with its EVSEs and Connectors inside,
+so a PUT or PATCH of an EVSE or Connector is a read-modify-write of its
+Location, merged level by level and field by field (merge.py,
+docs/ordering.md), under the per-Location lock and the limits of rules.py.
 """
 
 from __future__ import annotations

@@ -1,17 +1,14 @@
-"""Locations module (mod_locations.asciidoc): Sender (CPO) and Receiver (eMSP) routers.
+"""Locations, Sender interface (the CPO): GET the list (paginated), one
+Location, one EVSE or one Connector of ours, served from the stored
+document.
 
-A Location is stored as one document with its EVSEs and Connectors inside, so
-a PUT or PATCH of an EVSE or Connector is a read-modify-write of its Location.
-
-Visibility: the Sender serves (and publish() pushes) Locations with
-`publish=false` too. The flag says whether the *Receiver* may show the
-Location in an app or on a website: only to owners of Tokens that match one
+Visibility: the Sender serves (and we push) Locations with `publish=false`
+too. The flag says whether the *Receiver* may show the Location in an app
+or on a website: only to owners of Tokens that match one
 `publish_allowed_to` entry. The spec's uc3 example ("not published, but paid
 guest usage possible") relies on the eMSP having the Location. A Location
 that must not reach partners at all ("Private charging Locations … SHALL NOT
-be published via OCPI") is simply never published by us. Matching
-`publish_allowed_to` against end users' Tokens is up to the Receiver's
-apps, and out of scope here.
+be published via OCPI") is simply never published by us.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Sessions module (mod_sessions.asciidoc): Sender (CPO) and Receiver (eMSP) routers.
-
-Sender: GET list (date_from required) showing a partner only the sessions of
-its own tokens, and PUT `/{session_id}/charging_preferences`.
-Receiver: GET, PUT and PATCH on `/{country_code}/{party_id}/{session_id}`; a
-PUT replaces the charging periods, a PATCH appends them.
+"""Sessions, Sender interface (the CPO): GET the list (date_from required),
+showing a partner only the sessions of its own tokens, and PUT
+`/{session_id}/charging_preferences`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Tariffs module (mod_tariffs.asciidoc): Sender (CPO) and Receiver (eMSP) routers."""
+"""Tariffs, Receiver interface (the eMSP): GET, PUT and DELETE at
+/{country_code}/{party_id}/{tariff_id}. The only module with a Receiver DELETE.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tariffs module (mod_tariffs.asciidoc): Sender (CPO) and Receiver (eMSP) routers."""
+"""Tariffs, Sender interface (the CPO): GET the list of our Tariffs (paginated)."""
 
 from __future__ import annotations
 

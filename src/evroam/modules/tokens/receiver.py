@@ -1,20 +1,7 @@
-"""Tokens module (mod_tokens.asciidoc): Sender (eMSP) and Receiver (CPO) routers.
-
-Sender: the token list (paginated) and real-time authorization,
-`POST {url}/{token_uid}/authorize[?type=]`. The eMSP's business decision comes
-from a hook:
-
-    @node.on(Authorize.TOKEN)
-    async def decide(token: Token, location: LocationReferences | None, party: Party):
-        if location is None:
-            raise LocationRequired()             # answered as 2002
-        return AllowedType.NO_CREDIT             # or a whole AuthorizationInfo
-
-Without a hook a valid token is ALLOWED and any other BLOCKED.
-
-Receiver: GET, PUT and PATCH on `{url}/{cc}/{pid}/{uid}[?type=]`. A token is
-identified by uid AND type; an absent `type` means RFID. POST and DELETE do not
-exist: an eMSP invalidates a token with valid=false.
+"""Tokens, Receiver interface (the CPO): GET, PUT and PATCH on
+`{url}/{cc}/{pid}/{uid}[?type=]`. A token is identified by uid AND type; an
+absent `type` means RFID. POST and DELETE do not exist: an eMSP invalidates
+a token with valid=false.
 """
 
 from __future__ import annotations
