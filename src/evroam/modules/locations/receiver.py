@@ -9,7 +9,6 @@ docs/ordering.md), under the per-Location lock and the limits of rules.py.
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from evroam.ocpi.base import dumps, error_text
+from evroam.ocpi.base import error_text
 from evroam.ocpi.locations import EVSE, Connector, Location
 from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.ocpi.status import invalid, not_found
@@ -32,6 +31,7 @@ from evroam.store.objects import ObjectKey, Stored
 from evroam.store.parties import Authenticated
 from evroam.modules.locations import merge
 from evroam.modules.locations.rules import (
+    child_json,
     LocationLimits,
     UnknownLocationObject,
     duplicate_connector_ids,
@@ -47,25 +47,6 @@ LOC = "/{location_id}"
 EVSE_PATH = "/{location_id}/{evse_uid}"
 CONN = "/{location_id}/{evse_uid}/{connector_id}"
 RX = "/{country_code}/{party_id}"
-
-def _find_evse(doc: dict[str, Any], evse_uid: str) -> dict[str, Any]:
-    try:
-        return find_evse(doc, evse_uid)
-    except LookupError as exc:
-        raise not_found(str(exc)) from None
-
-
-def _find_connector(evse: dict[str, Any], connector_id: str) -> dict[str, Any]:
-    try:
-        return find_connector(evse, connector_id)
-    except LookupError as exc:
-        raise not_found(str(exc)) from None
-
-
-def _child(data: str, evse_uid: str, connector_id: str | None) -> bytes:
-    evse = _find_evse(json.loads(data), evse_uid)
-    return dumps(_find_connector(evse, connector_id) if connector_id is not None else evse)
-
 
 # --- Receiver: GET ----------------------------------------------------------------------------
 
@@ -86,7 +67,7 @@ async def _receiver_get(request: Request, cc: str, pid: str, location_id: str, e
         stored = await repo.get(conn, ObjectKey(LOCATIONS.id, auth.party.id, cc, pid, location_id))
     if stored is None:
         raise not_found(f"unknown location {cc}/{pid}/{location_id}")
-    return common.respond(request, data_json=_child(stored.data, evse_uid, connector_id))
+    return common.respond(request, data_json=child_json(stored.data, evse_uid, connector_id))
 
 
 @router.get(RX + LOC)

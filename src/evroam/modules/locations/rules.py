@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evroam.ocpi.locations import EVSE, Location
 from evroam.config import LocationLimits
+from evroam.ocpi.base import dumps
+from evroam.ocpi.status import not_found
 from evroam.ocpi.types import ci_key, parse_datetime
 from evroam.store.tables import OURS, objects
 
@@ -133,3 +135,12 @@ async def tariff_users(conn: AsyncConnection, country_code: str, party_id: str, 
                 if any(ci_key(t) == key for t in c.get("tariff_ids") or ()):
                     users.append(f"{doc['id']}/{evse['uid']}/{c['id']}")
     return users
+
+
+def child_json(data: str, evse_uid: str, connector_id: str | None) -> bytes:
+    """The EVSE (or Connector) of a stored Location document, as served (404 when absent)."""
+    try:
+        evse = find_evse(json.loads(data), evse_uid)
+        return dumps(find_connector(evse, connector_id) if connector_id is not None else evse)
+    except LookupError as exc:
+        raise not_found(str(exc)) from None

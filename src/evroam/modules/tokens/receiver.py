@@ -12,24 +12,13 @@ from fastapi import APIRouter, Request
 
 from evroam.modules.tokens import MODULE as TOKENS
 from evroam.ocpi.status import invalid
-from evroam.ocpi.tokens import TokenType
+from evroam.modules.tokens.rules import token_type
 from evroam.server import objects as common
 from evroam.server import writes
 from evroam.server.auth import authenticate_registered
 
 
 router = APIRouter()
-
-
-def token_type(request: Request) -> str:
-    """The `?type=` URL parameter; absent means RFID (mod_tokens, request parameters)."""
-    raw = request.query_params.get("type")
-    if raw is None:
-        return TokenType.RFID.value
-    try:
-        return TokenType(raw).value
-    except ValueError:
-        raise invalid(f"type: {raw!r} is not a TokenType ({', '.join(t.value for t in TokenType)})") from None
 
 
 # --- Receiver (CPO) --------------------------------------------------------------------------

@@ -24,9 +24,10 @@ from fastapi import APIRouter, Request
 from evroam.modules.events import Authorize
 from evroam.ocpi.base import dumps
 from evroam.modules.tokens import MODULE as TOKENS
-from evroam.ocpi.status import OcpiError, StatusCode, invalid
-from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType
+from evroam.ocpi.status import OcpiError, StatusCode
+from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token
 from evroam.ocpi.types import ci_key
+from evroam.modules.tokens.rules import token_type
 from evroam.server import objects as common
 from evroam.server import routing
 from evroam.server.auth import authenticate_registered
@@ -44,17 +45,6 @@ class LocationRequired(Exception):
     def __init__(self, message: str = "a LocationReferences body is needed to authorize this token") -> None:
         super().__init__(message)
         self.message = message
-
-
-def token_type(request: Request) -> str:
-    """The `?type=` URL parameter; absent means RFID (mod_tokens, request parameters)."""
-    raw = request.query_params.get("type")
-    if raw is None:
-        return TokenType.RFID.value
-    try:
-        return TokenType(raw).value
-    except ValueError:
-        raise invalid(f"type: {raw!r} is not a TokenType ({', '.join(t.value for t in TokenType)})") from None
 
 
 # --- Sender (eMSP) --------------------------------------------------------------------------
