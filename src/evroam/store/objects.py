@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import EllipsisType
@@ -119,6 +119,11 @@ async def get(conn: AsyncConnection, key: ObjectKey, *, for_update: bool = False
 async def get_by_pk(conn: AsyncConnection, pk: int) -> Stored | None:
     row = (await conn.execute(sa.select(*_COLS).where(objects.c.id == pk))).first()
     return _stored(row) if row else None
+
+
+async def get_many_by_pk(conn: AsyncConnection, pks: Sequence[int]) -> dict[int, Stored]:
+    rows = (await conn.execute(sa.select(*_COLS).where(objects.c.id.in_(set(pks))))).all() if pks else []
+    return {r.id: _stored(r) for r in rows}
 
 
 async def find_any_owner(conn: AsyncConnection, module: str, object_id: str, owner_id: int = OURS) -> Stored | None:

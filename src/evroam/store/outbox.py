@@ -2,8 +2,10 @@
 
 Coalescing: one PENDING row per (partner, object). A later change bumps its
 `seq` and, if it needs more than the pending PATCH, upgrades it to PUT. The
-worker reads the object's state at send time and removes the row only if `seq`
-did not move meanwhile, so the newest state is always delivered last.
+worker reads the object's state once it holds the claim and removes the row
+only if `seq` did not move meanwhile, so the newest state is always delivered
+last. Claims and completions go in batches (`claim`, `complete_many`,
+`fail_many`), one statement for many rows.
 
 A deletion (Tariffs) keeps the object's row as a tombstone (`stale` on one of
 ours) and queues DELETE: it replaces any pending PUT or PATCH of the object, a
@@ -14,7 +16,7 @@ flight when the deletion comes is followed by the DELETE, never taken for it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +46,10 @@ class Delivery:
     attempts: int
     # The previous attempt may have reached the partner (see tables.outbox).
     unsure: bool = False
+    # Who holds the claim: a worker settles only rows it still holds, so an
+    # answer that comes after its lease ran out (another worker took the
+    # row) or that is recorded twice changes nothing.
+    claimed_by: str | None = None
 
 
 def _insert(conn: AsyncConnection):  # noqa: ANN202
@@ -124,7 +130,7 @@ async def claim(conn: AsyncConnection, worker: str, batch: int = 50, lease_s: fl
         .returning(outbox.c.id, outbox.c.party_id, outbox.c.module, outbox.c.object_pk, outbox.c.method,
                    outbox.c.patch, outbox.c.sub_path, outbox.c.seq, outbox.c.attempts, outbox.c.unsure)
     )).all()
-    return [Delivery(*r) for r in sorted(rows, key=lambda r: r.id)]
+    return [Delivery(*r, claimed_by=worker) for r in sorted(rows, key=lambda r: r.id)]
 
 
 async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int], bool]) -> int:
@@ -151,6 +157,16 @@ async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int
     return len(dead)
 
 
+async def release_claims(conn: AsyncConnection, worker: str, on_wire: Collection[int] = ()) -> int:
+    """A stopping worker hands back the rows it still holds; those in
+    `on_wire` were being sent, so they are marked unsure."""
+    mine = sa.and_(outbox.c.status == PENDING, outbox.c.claimed_by == worker)
+    result = await conn.execute(outbox.update().where(mine).values(
+        claimed_until=None, claimed_by=None,
+        unsure=sa.or_(outbox.c.unsure, outbox.c.id.in_(list(on_wire))) if on_wire else outbox.c.unsure))
+    return result.rowcount or 0
+
+
 async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) -> bool:
     """Remove the row if nothing changed while it was in flight; otherwise
     release it so the newer state goes out next. Returns True if removed.
@@ -161,20 +177,38 @@ async def complete(conn: AsyncConnection, d: Delivery, sent: str | None = None) 
     delivered too and is removed rather than sent a second time; unless the
     object was deleted meanwhile (its data unchanged): that DELETE is still due.
     """
-    result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == d.seq))
-    if result.rowcount:
-        return True
+    return bool(await complete_many(conn, [(d, sent)]))
+
+
+async def complete_many(conn: AsyncConnection, done: Sequence[tuple[Delivery, str | None]]) -> int:
+    """`complete()` for many rows in the caller's transaction: the rows whose
+    seq did not move (nearly all) go in one statement. Returns how many were removed."""
+    if not done:
+        return 0
+    held = sa.tuple_(outbox.c.id, outbox.c.seq, outbox.c.claimed_by)
+    removed = set((await conn.execute(
+        outbox.delete().where(held.in_([(d.id, d.seq, d.claimed_by) for d, _ in done]))
+        .returning(outbox.c.id))).scalars())
+    for d, sent in done:
+        if d.id not in removed and await _complete_moved(conn, d, sent):
+            removed.add(d.id)
+    return len(removed)
+
+
+async def _complete_moved(conn: AsyncConnection, d: Delivery, sent: str | None) -> bool:
+    """A row whose seq moved while it was in flight (see `complete`)."""
     if sent is not None:
         # One statement, so the row's seq and the object are read together.
         seq = (await conn.execute(
             sa.select(outbox.c.seq).select_from(outbox.join(objects, objects.c.id == outbox.c.object_pk))
-            .where(outbox.c.id == d.id, objects.c.data == sent, objects.c.stale.is_(False)))).scalar()
+            .where(outbox.c.id == d.id, outbox.c.claimed_by == d.claimed_by, objects.c.data == sent,
+                   objects.c.stale.is_(False)))).scalar()
         if seq is not None:
             result = await conn.execute(outbox.delete().where(outbox.c.id == d.id, outbox.c.seq == seq))
             if result.rowcount:
                 return True
     # The partner confirmed what we sent; the newer state is certainly not there yet.
-    await conn.execute(outbox.update().where(outbox.c.id == d.id)
+    await conn.execute(outbox.update().where(outbox.c.id == d.id, outbox.c.claimed_by == d.claimed_by)
                        .values(claimed_until=None, claimed_by=None, next_attempt_at=utcnow(), unsure=False))
     return False
 
@@ -187,7 +221,12 @@ async def drop_party(conn: AsyncConnection, party_id: int) -> int:
 
 
 async def drop(conn: AsyncConnection, d: Delivery) -> None:
-    await conn.execute(outbox.delete().where(outbox.c.id == d.id))
+    await drop_many(conn, [d])
+
+
+async def drop_many(conn: AsyncConnection, ds: Sequence[Delivery]) -> None:
+    if ds:
+        await conn.execute(outbox.delete().where(outbox.c.id.in_([d.id for d in ds])))
 
 
 def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
@@ -195,16 +234,40 @@ def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:
     return random.uniform(0, min(cap_s, base_s * (2 ** max(0, attempts - 1))))
 
 
+@dataclass(slots=True)
+class Failure:
+    delivery: Delivery
+    error: str
+    unsure: bool = False  # the attempt may have reached the partner
+
+
 async def fail(conn: AsyncConnection, d: Delivery, error: str, max_attempts: int, base_s: float = 1.0,
                cap_s: float = 3600.0, unsure: bool = False) -> str:
     """Record a failed attempt; `unsure` when it may have reached the partner."""
-    attempts = d.attempts + 1
-    status = DEAD if attempts >= max_attempts else PENDING
-    when = utcnow() + timedelta(seconds=backoff(attempts, base_s, cap_s))
-    await conn.execute(outbox.update().where(outbox.c.id == d.id).values(
-        attempts=attempts, status=status, next_attempt_at=when, claimed_until=None, claimed_by=None,
-        last_error=error[:2000], updated_at=utcnow(), unsure=unsure))
-    return status
+    return (await fail_many(conn, [Failure(d, error, unsure)], max_attempts, base_s, cap_s))[0]
+
+
+async def fail_many(conn: AsyncConnection, failures: Sequence[Failure], max_attempts: int, base_s: float = 1.0,
+                    cap_s: float = 3600.0) -> list[str]:
+    """`fail()` for many rows, in one statement; the new status of each."""
+    if not failures:
+        return []
+    now = utcnow()
+    rows, statuses = [], []
+    for f in failures:
+        attempts = f.delivery.attempts + 1
+        statuses.append(DEAD if attempts >= max_attempts else PENDING)
+        rows.append({"b_id": f.delivery.id, "b_by": f.delivery.claimed_by, "b_attempts": attempts,
+                     "b_status": statuses[-1],
+                     "b_when": now + timedelta(seconds=backoff(attempts, base_s, cap_s)),
+                     "b_error": f.error[:2000], "b_unsure": f.unsure})
+    await conn.execute(outbox.update().where(
+        outbox.c.id == sa.bindparam("b_id"), outbox.c.claimed_by == sa.bindparam("b_by")).values(
+        attempts=sa.bindparam("b_attempts", type_=sa.Integer), status=sa.bindparam("b_status", type_=sa.String),
+        next_attempt_at=sa.bindparam("b_when", type_=outbox.c.next_attempt_at.type), claimed_until=None,
+        claimed_by=None, last_error=sa.bindparam("b_error", type_=sa.Text), updated_at=now,
+        unsure=sa.bindparam("b_unsure", type_=sa.Boolean)), rows)
+    return statuses
 
 
 async def retry_dead(conn: AsyncConnection, party_id: int | None = None) -> int:

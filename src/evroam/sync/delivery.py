@@ -56,10 +56,28 @@ class Request:
     version: str | None  # the last_updated this request carries
 
 
+@dataclass(slots=True)
+class Claimed:
+    """A claimed row with what its send needs, read once the claim is held:
+    a change made after that bumps the row's seq, so it is sent again."""
+
+    delivery: Delivery
+    party: party_repo.Party | None
+    stored: objects.Stored | None
+
+
 class DeliveryWorker:
+    """Claims due rows in batches and keeps up to `concurrency` sends in
+    flight over the shared keep-alive session (client/http.py). A claim tops
+    the window up as soon as there is room, without waiting for the slowest
+    send; answers are recorded by one recorder task, each batch in one
+    transaction (group commit). A row is done only once that transaction
+    commits: if we die before, the row is still claimed by us, and the next
+    worker checks the partner's copy before sending it again (unsure)."""
+
     def __init__(self, engine: AsyncEngine, client: OcpiClient, *, max_attempts: int = 12,
                  base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 32,
-                 concurrency: int = 16, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0) -> None:
+                 concurrency: int = 32, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0) -> None:
         self.engine = engine
         self.client = client
         self.max_attempts = max_attempts
@@ -67,64 +85,87 @@ class DeliveryWorker:
         self.max_backoff_s = max_backoff_s
         self.batch = batch
         self.concurrency = concurrency
+        # Rows claimed and not yet recorded, at most: two claims' worth, so
+        # the next rows are at hand when a send ends.
+        self.window = 2 * batch
         self.idle_poll_s = idle_poll_s
-        # A claim must outlive the whole batch even when every call times out
-        # (a check and a send per delivery, `concurrency` at a time): a lease
-        # running out under a live worker would let another worker send the
-        # same row at the same time.
-        self.lease_s = request_timeout_s * (2 * math.ceil(batch / concurrency) + 1) + 10.0
+        # A claim must outlive its wait for a send slot and the send itself
+        # even when every call times out (a check and a send per delivery,
+        # `concurrency` at a time): a lease running out under a live worker
+        # would let another worker send the same row at the same time.
+        self.lease_s = request_timeout_s * (2 * math.ceil(self.window / concurrency) + 1) + 10.0
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
         self._loop = Background("outbox-delivery")
         self.delivered = 0
         # Unsure deliveries found already applied at the partner, so not sent again.
         self.already_held = 0
-        # Partner names for log events, learnt from the rows each attempt loads anyway.
+        # Partner names for log events, learnt from the rows each claim loads anyway.
         self._names: dict[int, str] = {}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._held = 0  # claimed by the running loop, not yet recorded
+        self._on_wire: set[int] = set()  # ids of the rows being sent
+        self._answers: list[tuple[Delivery, Outcome]] = []
+        self._recording: list[tuple[Delivery, Outcome]] = []
+        self._answered = asyncio.Event()
 
     def notify(self) -> None:
         """Something was queued in this process: look now rather than at the next poll."""
         self._wake.set()
 
-    async def run_once(self) -> int:
+    async def _claim(self, limit: int) -> list[Claimed]:
         async with self.engine.begin() as conn:
-            claimed = await outbox.claim(conn, self.worker_id, self.batch, self.lease_s)
-        if not claimed:
-            return 0
-        # One object's deliveries to one partner never run concurrently (the
-        # unique pending row guarantees one per object); different objects do.
-        sem = asyncio.Semaphore(self.concurrency)
+            claimed = await outbox.claim(conn, self.worker_id, limit, self.lease_s)
+            if not claimed:
+                return []
+            stored = await objects.get_many_by_pk(conn, [d.object_pk for d in claimed])
+            parties = {pid: await party_repo.get(conn, pid) for pid in sorted({d.party_id for d in claimed})}
+        for party in parties.values():
+            if party is not None:
+                self._names[party.id] = party.name
+        return [Claimed(d, parties[d.party_id], stored.get(d.object_pk)) for d in claimed]
 
-        async def one(d: Delivery) -> None:
-            async with sem:
-                outcome = await self._attempt(d)
-                await self._record(d, outcome)
+    async def _deliver(self, c: Claimed) -> Outcome:
+        async with self._sem:
+            self._on_wire.add(c.delivery.id)
+            try:
+                return await self._attempt(c.delivery, c)
+            finally:
+                self._on_wire.discard(c.delivery.id)
 
-        await asyncio.gather(*(one(d) for d in claimed))
+    async def run_once(self) -> int:
+        """One batch, claimed, sent and recorded before returning (tests, tools)."""
+        claimed = await self._claim(self.batch)
+        if claimed:
+            outcomes = await asyncio.gather(*(self._deliver(c) for c in claimed))
+            await self._record_many([(c.delivery, o) for c, o in zip(claimed, outcomes, strict=True)])
         return len(claimed)
 
     async def _record(self, d: Delivery, outcome: Outcome) -> None:
-        # Committed right after the partner's answer, not once per batch, so
-        # the window in which our death leaves a delivery unsure is kept to
-        # milliseconds; an unsure one is checked at the partner before it is
-        # sent again (`_attempt`).
-        async with self.engine.begin() as conn:
-            if outcome.gone:
-                await outbox.drop(conn, d)
-            elif outcome.error is None:
-                await outbox.complete(conn, d, outcome.whole)
-                self.delivered += 1
-            else:
-                status = await outbox.fail(conn, d, outcome.error, self.max_attempts, self.base_backoff_s,
-                                           self.max_backoff_s, unsure=outcome.unsure)
-                log.warning("delivery.failed", delivery=d.id, partner=self._names.get(d.party_id, d.party_id),
-                            attempt=d.attempts + 1, status=status, error=outcome.error, unsure=outcome.unsure)
+        await self._record_many([(d, outcome)])
 
-    async def _attempt(self, d: Delivery) -> Outcome:
+    async def _record_many(self, answers: list[tuple[Delivery, Outcome]]) -> None:
+        gone = [d for d, o in answers if o.gone]
+        done = [(d, o.whole) for d, o in answers if not o.gone and o.error is None]
+        failed = [outbox.Failure(d, o.error, o.unsure) for d, o in answers if not o.gone and o.error is not None]
+        async with self.engine.begin() as conn:
+            await outbox.drop_many(conn, gone)
+            await outbox.complete_many(conn, done)
+            statuses = await outbox.fail_many(conn, failed, self.max_attempts, self.base_backoff_s,
+                                              self.max_backoff_s)
+        self.delivered += len(done)
+        for f, status in zip(failed, statuses, strict=True):
+            d = f.delivery
+            log.warning("delivery.failed", delivery=d.id, partner=self._names.get(d.party_id, d.party_id),
+                        attempt=d.attempts + 1, status=status, error=f.error, unsure=f.unsure)
+
+    async def _attempt(self, d: Delivery, claimed: Claimed | None = None) -> Outcome:
         try:
-            async with self.engine.connect() as conn:
-                party = await party_repo.get(conn, d.party_id)
-                stored = await objects.get_by_pk(conn, d.object_pk)
+            if claimed is None:
+                async with self.engine.connect() as conn:
+                    claimed = Claimed(d, await party_repo.get(conn, d.party_id),
+                                      await objects.get_by_pk(conn, d.object_pk))
+            party, stored = claimed.party, claimed.stored
             if party is not None:
                 self._names[party.id] = party.name
             if party is None or party.status == party_repo.UNREGISTERED:
@@ -242,16 +283,85 @@ class DeliveryWorker:
                 log.info("delivery.released_orphaned_claims", rows=released)
         except Exception:
             log.exception("delivery.release_orphans_failed")
+        sending: set[asyncio.Task[None]] = set()
+        recorder = asyncio.ensure_future(self._recorder())
+        try:
+            await self._claim_loop(sending)
+        finally:
+            await self._wind_down(sending, recorder)
+
+    async def _claim_loop(self, sending: set[asyncio.Task[None]]) -> None:
         while True:
+            self._wake.clear()
+            room = self.window - self._held
+            wait: float | None = self.idle_poll_s
+            if room >= self.batch:  # half the window is free: top it up
+                try:
+                    claimed = await self._claim(room)
+                except Exception:
+                    log.exception("delivery.loop_error")
+                    claimed = []
+                for c in claimed:
+                    self._held += 1
+                    task = asyncio.ensure_future(self._send_and_queue(c))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+                if len(claimed) == room:
+                    continue  # more may be due: claim again once there is room
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _send_and_queue(self, c: Claimed) -> None:
+        outcome = await self._deliver(c)
+        self._answers.append((c.delivery, outcome))
+        self._answered.set()
+
+    async def _recorder(self) -> None:
+        """Records the answers gathered while the previous batch committed."""
+        failures = 0
+        while True:
+            await self._answered.wait()
+            self._answered.clear()
+            if not self._answers:
+                continue
+            self._recording, self._answers = self._answers, []
             try:
-                n = await self.run_once()
+                await self._record_many(self._recording)
             except Exception:
-                log.exception("delivery.loop_error")
-                n = 0
-            if n == 0:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+                # Kept and recorded later: the rows stay claimed meanwhile,
+                # and no more are claimed while the window is full.
+                log.exception("delivery.record_failed", rows=len(self._recording))
+                self._answers[:0], self._recording = self._recording, []
+                failures += 1
+                await asyncio.sleep(min(30.0, 0.1 * 2 ** failures))
+                self._answered.set()
+                continue
+            failures = 0
+            self._held -= len(self._recording)
+            self._recording = []
+            self._wake.set()  # room in the window, and released rows may be due again
+
+    async def _wind_down(self, sending: set[asyncio.Task[None]], recorder: asyncio.Future[None]) -> None:
+        """On stop: the answers already in are recorded, and the rows still
+        claimed are released for the next worker: those on the wire as
+        unsure, so they are checked at the partner before they go again."""
+        on_wire = set(self._on_wire)
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+        recorder.cancel()
+        await asyncio.gather(recorder, return_exceptions=True)
+        # A batch cut off mid-commit is recorded again: each step is a no-op
+        # on a row already settled.
+        answers, self._recording, self._answers = self._recording + self._answers, [], []
+        try:
+            await self._record_many(answers)
+            async with self.engine.begin() as conn:
+                await outbox.release_claims(conn, self.worker_id, on_wire)
+        except Exception:
+            log.exception("delivery.stop_record_failed", rows=len(answers))
+        self._held = 0
+        self._on_wire.clear()
 
     def start(self) -> None:
         self._loop.start(self.run)
