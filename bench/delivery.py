@@ -20,19 +20,25 @@ entry point for bench/http.py.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/http.py
+# would shadow the standard library's `http` (urllib and aiohttp need it).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
 import argparse
 import asyncio
 import base64
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import aiohttp
 import sqlalchemy as sa
