@@ -47,7 +47,7 @@ from evroam.config import NodeConfig, RoleConfig
 from evroam.node import Node
 from evroam.ocpi.common import Role
 from evroam.ocpi.locations import Location
-from evroam.ocpi.modules import LOCATIONS
+from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.store import parties as party_repo
 from evroam.store.tables import objects, outbox
 from evroam.sync.publish import publish_many
