@@ -19,7 +19,7 @@ from aiohttp import web
 
 from evroam.config import NodeConfig
 from evroam.ocpi.tariffs import Tariff
-from tests.builders import location, token
+from tests.builders import evse, location, token
 from tests.builders import tariff as tariff_doc
 from tests.from_outside import ADMIN_TOKEN, REPO, admin, init_listening, serving
 from tests.nodes import bind_loopback, wait_for
@@ -35,7 +35,7 @@ async def registered(cluster, home: Path, url: str):  # noqa: ANN001, ANN201
     assert invite.returncode == 0, invite.stderr
     doc = json.loads(invite.stdout)
     await emsp.handshake.register(doc["versions_url"], doc["token"], name="cpo")
-    status, body = await admin(url, "PUT", "/locations/LOC1", location())
+    status, body = await admin(url, "PUT", "/locations/LOC1", location(evses=[evse(evse_id="NL*CPO*E1")]))
     assert (status, body["status_code"]) == (201, 1000)
     return emsp
 
