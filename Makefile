@@ -20,8 +20,8 @@ DEMO_ARGS ?=
 demo: install
 	$(BIN)/evroam demo $(DEMO_ARGS)
 
-# The suite mostly waits on sockets, subprocesses and databases, so workers
-# beyond the cores still pay: 4 on a 2-core machine. TEST_WORKERS=0 runs it in one process.
+# pytest-xdist workers: the suite mostly waits on sockets, subprocesses and
+# databases, so 4 on a 2-core machine. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 4
 
 test: install
