@@ -20,8 +20,12 @@ DEMO_ARGS ?=
 demo: install
 	$(BIN)/evroam demo $(DEMO_ARGS)
 
+# pytest-xdist workers: the suite mostly waits on sockets, subprocesses and
+# databases, so 4 on a 2-core machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # HTTP figures of issue 9 against bare Starlette (needs wrk: apt-get install wrk),
 # then pricing. Not a test. Options through BENCH_ARGS, e.g. BENCH_ARGS="--quick".

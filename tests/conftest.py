@@ -1,26 +1,15 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures for the whole suite. pytest finds fixtures only in conftest
+files and plugins, so the helper modules' fixtures are named here."""
 
-from __future__ import annotations
+import os
 
-import json
-from pathlib import Path
+# A pytest-xdist worker starts with COLUMNS=80 in its environment. evroam's
+# console takes $COLUMNS as the operator's chosen width (cli_common), so its
+# tables would be cut at 80 under -n where a plain run keeps them whole.
+# This runs before any test module imports evroam.cli_common.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
 
-import pytest
+from tests.nodes import cluster  # noqa: E402, F401
 
-import evroam.modules  # noqa: F401  (registers every module, as a node does)
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-EXAMPLES = SHARED / "ocpi-examples"
-
-
-def spec_examples_dir(release: str = "2.2.1") -> Path:
-    """The spec's example objects, or a skip that says why they are missing."""
-    path = EXAMPLES / release
-    if not path.is_dir():
-        pytest.skip(f"spec examples not found at {path} (they live in ../shared beside the checkout)")
-    return path
-
-
-def load_example(name: str, release: str = "2.2.1") -> object:
-    return json.loads((spec_examples_dir(release) / name).read_text())
+import evroam.modules  # noqa: E402, F401  (registers every module, as a node does)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,13 +13,11 @@ import aiohttp
 
 from evroam.ocpi.headers import encode_token
 from evroam.store import parties as party_repo
+from tests.partners import CPO, EMSP
 
 ADMIN_TOKEN = "limits-" + "x" * 25
-CPO = [("CPO", "NL", "CPO")]
-EMSP = [("EMSP", "DE", "EMS")]
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-02-01T00:00:00Z"
-EVROAM = [sys.executable, "-m", "evroam"]
 
 
 def nested(depth: int) -> bytes:

@@ -11,27 +11,29 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from evroam.node import Node
 from evroam.ocpi.tariffs import Tariff
+from evroam.ocpi.types import format_datetime
 from evroam.ocpi.tokens import Token
+from evroam.store import objects
 from evroam.store import parties as repo
+from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
-from evroam.store.tables import objects, outbox, party_tokens, sync_state
+from evroam.store.tables import objects as objects_table
+from evroam.store.tables import OURS, outbox, party_tokens, sync_state
+from tests import builders
 
 CPO = [("CPO", "NL", "CPO")]
 EMSP = [("EMSP", "DE", "EMS")]
 
 
 def tariff(tid: str, price: float = 0.25, updated: str = "2026-01-01T00:00:00Z") -> Tariff:
-    return Tariff.from_wire({
-        "country_code": "NL", "party_id": "CPO", "id": tid, "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": price, "step_size": 1}]}],
-        "last_updated": updated,
-    })
+    return Tariff.from_wire(builders.tariff(tid, price=price, updated=updated))
 
 
 async def parties_of(node: Node) -> list[Party]:
@@ -53,10 +55,23 @@ async def outbox_rows(node: Node, party_id: int | None = None) -> list[tuple[str
         return [tuple(r) for r in (await conn.execute(stmt)).all()]
 
 
+async def drained(node: Node) -> bool:
+    """Nothing left in the outbox, pending or dead."""
+    return not await outbox_rows(node)
+
+
+async def received(node: Node, party_id: int, module: str, oid: str, cc: str = "NL", pid: str = "CPO") -> dict | None:
+    """The document of one object as `node` holds it (party_id 0: one of its own)."""
+    async with node.engine.connect() as conn:
+        s = await objects.get(conn, ObjectKey(module, party_id, cc, pid, oid))
+    return json.loads(s.data) if s else None
+
+
 async def received_ids(node: Node, module: str, owner: Party) -> list[str]:
     """Ids of the objects of `module` that `owner` sent to `node`."""
-    stmt = (sa.select(objects.c.oid_key).where(objects.c.module == module, objects.c.owner_id == owner.id)
-            .order_by(objects.c.oid_key))
+    stmt = (sa.select(objects_table.c.oid_key)
+            .where(objects_table.c.module == module, objects_table.c.owner_id == owner.id)
+            .order_by(objects_table.c.oid_key))
     async with node.engine.connect() as conn:
         return list((await conn.execute(stmt)).scalars())
 
@@ -122,3 +137,32 @@ async def holds_for(predicate: Callable[[], Awaitable[bool]], seconds: float, wh
     while time.monotonic() < deadline:
         assert await predicate(), f"no longer true: {what}"
         await asyncio.sleep(0.05)
+
+
+# --- a stream of Tariff changes, for delivery under faults and load ---------------------------------
+
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def change(i: int, objects_n: int) -> Tariff:
+    """Change number i: object i % n, a version stamped by i (strictly increasing)."""
+    return Tariff.from_wire(builders.tariff(f"T{i % objects_n:03d}", price=i / 1000,
+                                            updated=format_datetime(BASE + timedelta(seconds=i))))
+
+
+async def latest_ours(engine, n: int) -> dict[str, str]:  # noqa: ANN001
+    out = {}
+    async with engine.connect() as conn:
+        for k in range(n):
+            s = await objects.get(conn, ObjectKey("tariffs", OURS, "NL", "CPO", f"T{k:03d}"))
+            out[s and json.loads(s.data)["id"]] = s.data
+    return out
+
+
+async def holds_exactly(emsp: Node, party_id: int, latest: dict[str, str]) -> bool:
+    async with emsp.engine.connect() as conn:
+        for oid, doc in latest.items():
+            s = await objects.get(conn, ObjectKey("tariffs", party_id, "NL", "CPO", oid))
+            if s is None or s.data != doc:
+                return False
+    return True

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from evroam.ocpi.headers import encode_token
 from evroam.ocpi.types import format_datetime, parse_datetime
+from tests import builders
 from tests.nodes import bind_loopback, wait_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,14 +41,10 @@ LINK_MODES = ("broken", "failing", "none", "empty_last")
 
 
 def location(i: int, cc: str = "NL", pid: str = "XWC", updated: datetime = T0) -> dict:
+    """Location number i of a long list."""
     stamp = format_datetime(updated)
-    return {"country_code": cc, "party_id": pid, "id": f"LOC{i:03d}", "publish": True, "address": f"Main {i}",
-            "city": "Amsterdam", "country": "NLD", "coordinates": {"latitude": "52.37000", "longitude": "4.89000"},
-            "time_zone": "Europe/Amsterdam", "last_updated": stamp,
-            "evses": [{"uid": f"E{i}", "status": "AVAILABLE", "last_updated": stamp,
-                       "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET",
-                                       "power_type": "AC_3_PHASE", "max_voltage": 230, "max_amperage": 32,
-                                       "last_updated": stamp}]}]}
+    return builders.location(f"LOC{i:03d}", cc, pid, updated=stamp, evses=[builders.evse(f"E{i}", updated=stamp)],
+                             address=f"Main {i}")
 
 
 def envelope(data: Any = None, status_code: int = 1000, message: str | None = "Generic success code") -> dict:

@@ -16,18 +16,39 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.nodes import bind_loopback
+
 EVROAM = [sys.executable, "-m", "evroam"]
 
 
-def evroam(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run one `evroam` command to its end, output captured (so not a terminal)."""
+def evroam(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run one `evroam` command to its end, output captured (so not a terminal);
+    its exit code is the caller's to check."""
     return subprocess.run([*EVROAM, *args], capture_output=True, text=True, timeout=timeout,
-                          env=_env(env))
+                          env=_env(env), cwd=cwd)
+
+
+def run(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`evroam` ARGS…, failing the test with its output when it exits non-zero."""
+    proc = evroam(*args, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"evroam {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich would take the width from it
     return {**env, **(extra or {})}
+
+
+def free_port() -> int:
+    """A loopback port free now, for a process that binds it itself (it may
+    be taken before then; a node in this process binds port 0 instead)."""
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
 def init_home(home: Path, *extra: str, role: str = "CPO", country: str = "NL", party: str = "CPO",
@@ -36,6 +57,22 @@ def init_home(home: Path, *extra: str, role: str = "CPO", country: str = "NL", p
                   "--public-url", f"http://127.0.0.1:{port or 1}", "--port", str(port), *extra)
     assert proc.returncode == 0, proc.stderr
     return home
+
+
+def wait_http(url: str, deadline_s: float = 20.0) -> None:
+    """Until `url` answers at all (a 401 without a token counts: it is up)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not come up in {deadline_s}s") from None
+            time.sleep(0.05)
+        else:
+            return
 
 
 class Service:

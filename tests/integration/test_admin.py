@@ -13,14 +13,13 @@ from evroam.ocpi.tariffs import Tariff
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from evroam.store.tables import outbox
-from tests.integration.test_credentials import CPO, EMSP
-from tests.integration.test_tariffs import tariff
+from tests.builders import location, tariff
 from tests.nodes import wait_for
+from tests.pair import ADMIN_TOKEN, admin_pair
+from tests.partners import CPO, received
 
-TOKEN = "admin-" + "x" * 26
 
-
-async def admin(node, method: str, path: str, *, token: str | None = TOKEN, body: object = None,
+async def admin(node, method: str, path: str, *, token: str | None = ADMIN_TOKEN, body: object = None,
                 raw: bytes | None = None, scheme: str = "Bearer"):  # noqa: ANN001, ANN201
     headers = {"Authorization": f"{scheme} {token}"} if token is not None else {}
     kw: dict = {}
@@ -39,31 +38,6 @@ async def admin(node, method: str, path: str, *, token: str | None = TOKEN, body
         return r.status, doc, r.headers
 
 
-async def pair(cluster, cpo_settings: dict | None = None, emsp_settings: dict | None = None):  # noqa: ANN001, ANN201
-    cpo = await cluster.node("cpo", CPO, admin_token=TOKEN, **(cpo_settings or {}))
-    emsp = await cluster.node("emsp", EMSP, admin_token=TOKEN, **(emsp_settings or {}))
-    token_a, versions_url = await cpo.handshake.invite("emsp")
-    party = await emsp.handshake.register(versions_url, token_a)
-    return cpo, emsp, party
-
-
-async def received(node, party_id: int, module: str, oid: str, cc: str = "NL", pid: str = "CPO"):  # noqa: ANN001, ANN201
-    async with node.engine.connect() as conn:
-        s = await objects.get(conn, ObjectKey(module, party_id, cc, pid, oid))
-    return json.loads(s.data) if s else None
-
-
-def location(lid: str = "L1", updated: str = "2026-01-01T00:00:00Z") -> dict:
-    return {
-        "country_code": "NL", "party_id": "CPO", "id": lid, "publish": True, "address": "Main St 1",
-        "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.090000", "longitude": "5.120000"},
-        "time_zone": "Europe/Amsterdam", "last_updated": updated,
-        "evses": [{"uid": "E1", "status": "AVAILABLE", "last_updated": updated,
-                   "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                                   "max_voltage": 230, "max_amperage": 16, "last_updated": updated}]}],
-    }
-
-
 async def test_disabled_without_a_token(cluster, monkeypatch, tmp_path):
     monkeypatch.delenv("EVROAM_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("EVROAM_ADMIN_TOKEN_FILE", raising=False)
@@ -75,7 +49,7 @@ async def test_disabled_without_a_token(cluster, monkeypatch, tmp_path):
         assert status == 404, path
     # A token file (e.g. a mounted secret) enables it; surrounding whitespace is not part of it.
     secret = tmp_path / "admin-token"
-    secret.write_text(f"  {TOKEN}\n")
+    secret.write_text(f"  {ADMIN_TOKEN}\n")
     monkeypatch.setenv("EVROAM_ADMIN_TOKEN_FILE", str(secret))
     on = await cluster.node("on", CPO)
     status, body, _ = await admin(on, "GET", "/partners")
@@ -88,8 +62,8 @@ async def test_disabled_without_a_token(cluster, monkeypatch, tmp_path):
 
 
 async def test_token_is_required_and_checked(cluster):
-    cpo = await cluster.node("cpo", CPO, admin_token=TOKEN)
-    for kw in ({"token": None}, {"token": "wrong"}, {"token": TOKEN[:-1]}, {"token": TOKEN, "scheme": "Token"}):
+    cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN)
+    for kw in ({"token": None}, {"token": "wrong"}, {"token": ADMIN_TOKEN[:-1]}, {"token": ADMIN_TOKEN, "scheme": "Token"}):
         status, body, headers = await admin(cpo, "GET", "/partners", **kw)
         assert (status, body["status_code"]) == (401, 2000), kw
         assert "admin token" in body["status_message"] and headers["WWW-Authenticate"] == "Bearer"
@@ -105,7 +79,7 @@ async def test_token_is_required_and_checked(cluster):
 
 
 async def test_openapi_docs(cluster):
-    cpo = await cluster.node("cpo", CPO, admin_token=TOKEN)
+    cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN)
     status, schema, _ = await admin(cpo, "GET", "/openapi.json", token=None)
     assert status == 200
     paths = set(schema["paths"])
@@ -127,7 +101,7 @@ async def test_openapi_docs(cluster):
 
 
 async def test_upserts_reach_the_partner(cluster):
-    cpo, emsp, party = await pair(cluster)
+    cpo, emsp, party = await admin_pair(cluster)
     status, body, _ = await admin(cpo, "PUT", "/tariffs/T1", body=tariff())
     assert (status, body["status_code"], body["data"]["id"]) == (201, 1000, "T1")
     await wait_for(lambda: received(emsp, party.id, "tariffs", "T1"), what="tariff pushed to the eMSP")
@@ -149,7 +123,7 @@ async def test_upserts_reach_the_partner(cluster):
     assert (status, body["status_code"]) == (409, 2000) and "last_updated" in body["status_message"]
 
     # A Location, then an EVSE status change that goes out as a PATCH of that EVSE.
-    status, body, _ = await admin(cpo, "PUT", "/locations/L1", body=location())
+    status, body, _ = await admin(cpo, "PUT", "/locations/L1", body=location("L1"))
     assert status == 201
     await wait_for(lambda: received(emsp, party.id, "locations", "L1"), what="location pushed to the eMSP")
     status, body, _ = await admin(cpo, "PUT", "/locations/L1/evses/e1/status",
@@ -175,7 +149,7 @@ async def test_upserts_reach_the_partner(cluster):
 
 
 async def test_bad_input_is_400_and_writes_nothing(cluster):
-    cpo, emsp, party = await pair(cluster)
+    cpo, emsp, party = await admin_pair(cluster)
     bad = tariff("T2")
     bad["elements"][0]["price_components"][0]["type"] = "energy"
     cases = [
@@ -195,7 +169,7 @@ async def test_bad_input_is_400_and_writes_nothing(cluster):
     async with cpo.engine.connect() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(objects.objects))).scalar() == 0
     # A CDR never changes once stored (its Location is ours: issue 8, §4.7).
-    status, _, _ = await admin(cpo, "PUT", "/locations/L1", body=location())
+    status, _, _ = await admin(cpo, "PUT", "/locations/L1", body=location("L1"))
     assert status == 201
     status, _, _ = await admin(cpo, "PUT", "/cdrs/C1", body=cdr())
     assert status == 201
@@ -223,7 +197,7 @@ def cdr(cid: str = "C1", total: float = 2.5) -> dict:
 
 
 async def test_token_upsert_is_keyed_by_uid_and_type(cluster):
-    cpo, emsp, party = await pair(cluster)
+    cpo, emsp, party = await admin_pair(cluster)
     tok = {"country_code": "DE", "party_id": "EMS", "uid": "U1", "type": "RFID", "contract_id": "DE-EMS-1",
            "issuer": "EMS", "valid": True, "whitelist": "ALWAYS", "last_updated": "2026-01-01T00:00:00Z"}
     status, body, _ = await admin(emsp, "PUT", "/tokens/U1", body=tok)  # type defaults to RFID
@@ -242,7 +216,7 @@ async def test_token_upsert_is_keyed_by_uid_and_type(cluster):
 
 
 async def test_reads_of_what_partners_sent(cluster):
-    cpo, emsp, party = await pair(cluster)
+    cpo, emsp, party = await admin_pair(cluster)
     for tid in ("T1", "T2", "T3"):
         await cpo.publish("tariffs", Tariff.from_wire(tariff(tid)))
     result = await emsp.pull(party.name, "tariffs", full=True)

@@ -11,7 +11,7 @@ import re
 
 import aiohttp
 
-from tests.ocpi_calls import location
+from tests.builders import location
 
 TOKEN = "admin-" + "o" * 26
 TARIFF = {"country_code": "NL", "party_id": "CPO", "id": "T1", "currency": "EUR",
@@ -73,7 +73,7 @@ async def test_openapi_lists_exactly_what_the_admin_api_answers(cluster):
     assert await probe(cpo, "put", "/tariffs/T1", TARIFF) == 201
     assert await probe(cpo, "put", "/tariffs/T1", TARIFF) == 200
     assert await probe(cpo, "put", "/tariffs/T1", {**TARIFF, "last_updated": "2025-01-01T00:00:00Z"}) == 409
-    assert await probe(cpo, "put", "/locations/L1", location("NL", "CPO")) == 201
+    assert await probe(cpo, "put", "/locations/L1", location("L1")) == 201
     assert await probe(cpo, "put", "/locations/L1/evses/E9/status", {"status": "CHARGING"}) == 404
     assert await probe(cpo, "put", "/locations/L1/evses/E1/status", {"status": "CHARGING"}) == 200
     assert await probe(cpo, "get", "/partners/emsp/locations?offset=-1") == 400

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from evroam.ocpi.headers import encode_token
 from evroam.store import outbox as outbox_repo
 from evroam.store.tables import call_log, outbox
-from tests.from_outside import ADMIN_TOKEN, T, admin, location, tariff, token
+from tests.builders import T, evse, location, tariff, token
+from tests.from_outside import ADMIN_TOKEN, admin
 from tests.nodes import wait_for
 
 CPO = [("CPO", "NL", "CPO")]
@@ -47,7 +48,8 @@ async def test_every_put_has_its_get(cluster):
     emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN)
     base = url(cpo)
     written = {}
-    for path, body in (("/tariffs/T1", tariff()), ("/locations/LOC1", location(tariff_ids=["T1"]))):
+    loc = location(evses=[evse(evse_id="NL*CPO*E1", tariff_ids=["T1"])])
+    for path, body in (("/tariffs/T1", tariff()), ("/locations/LOC1", loc)):
         status, doc = await admin(base, "PUT", path, body)
         assert status == 201
         written[path] = doc["data"]
@@ -144,7 +146,8 @@ async def test_deleting_a_tariff_reaches_the_partner_and_a_put_revives_it(cluste
 async def test_a_tariff_a_connector_lists_is_not_deleted(cluster):
     cpo, _ = await pair(cluster)
     assert (await admin(url(cpo), "PUT", "/tariffs/T1", tariff()))[0] == 201
-    assert (await admin(url(cpo), "PUT", "/locations/LOC1", location(tariff_ids=["t1"])))[0] == 201
+    loc = location(evses=[evse(evse_id="NL*CPO*E1", tariff_ids=["t1"])])
+    assert (await admin(url(cpo), "PUT", "/locations/LOC1", loc))[0] == 201
     status, doc = await admin(url(cpo), "DELETE", "/tariffs/T1")
     assert (status, doc["status_code"], doc["status_message"]) == (
         409, 2000, "tariff 'T1' is still listed in tariff_ids of connector(s) LOC1/E1/1: take it out of those "
@@ -157,7 +160,7 @@ async def test_a_deleted_tariff_prices_no_cdr(cluster):
     cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN)
     base = url(cpo)
     assert (await admin(base, "PUT", "/tariffs/T1", tariff()))[0] == 201
-    assert (await admin(base, "PUT", "/locations/LOC1", location()))[0] == 201
+    assert (await admin(base, "PUT", "/locations/LOC1", location(evses=[evse(evse_id="NL*CPO*E1")])))[0] == 201
     status, _ = await admin(base, "POST", "/sessions", {
         "id": "S1", "location_id": "LOC1", "evse_uid": "E1", "connector_id": "1", "currency": "EUR",
         "cdr_token": {"country_code": "DE", "party_id": "EMS", "uid": "U1", "type": "RFID", "contract_id": "C1"},

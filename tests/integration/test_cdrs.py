@@ -21,10 +21,12 @@ from evroam.ocpi.tariffs import Tariff
 from evroam.pricing import build_cdr, credit_cdr
 from evroam.modules.events import Received
 from evroam.modules.sessions import owner as ops
-from tests.conftest import load_example
-from tests.integration.test_credentials import call
-from tests.integration.test_sessions import Pair, T0, drained, location, pair, period, session, tariff, token, ts
+from tests.charging import T0, location, period, session, tariff, token, ts
+from tests.examples import load_example
 from tests.nodes import wait_for
+from tests.ocpi_calls import call
+from tests.pair import Pair, pair
+from tests.partners import drained
 
 ADMIN = "admin-token-for-tests-0123456789"
 
@@ -48,7 +50,7 @@ async def verdict_at_emsp(p: Pair, cdr_id: str) -> tuple[str | None, str | None]
 
 
 async def post(p: Pair, body: object = None, raw: bytes | None = None):  # noqa: ANN201
-    return await call("POST", p.rx("cdrs"), p.as_cpo, body, raw=raw)
+    return await call("POST", p.rx("cdrs"), p.as_cpo, raw if raw is not None else body)
 
 
 async def publish_basics(p: Pair, loc: dict | None = None, tariffs: tuple[dict, ...] | None = None) -> None:
@@ -366,7 +368,7 @@ async def test_pulled_cdrs_are_checked_like_pushed_ones(cluster):
     """The eMSP checks every CDR it receives, whether pushed or pulled."""
     from evroam.store import objects as repo
     from evroam.store.objects import ObjectKey as Key
-    from tests.integration.test_credentials import EMSP
+    from tests.partners import EMSP
 
     cpo = await cluster.node("cpo", [("CPO", "NL", "CPO")], run_workers=False)  # nothing is pushed
     emsp = await cluster.node("emsp", EMSP)

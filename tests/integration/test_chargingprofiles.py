@@ -20,9 +20,12 @@ from evroam.modules.events import ChargingProfileEvent
 from evroam.store.tables import commands as commands_table
 from evroam.sync.tracker import ResultHandle
 from evroam.modules.chargingprofiles import client as cmd
-from tests.integration.test_commands import location, session
-from tests.integration.test_credentials import call, party_named, registered_pair
+from tests.builders import cdr_token, session
+from tests.charging import two_evse_location
 from tests.nodes import wait_for
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import party_named
 
 PROFILE = {"charging_rate_unit": "A", "min_charging_rate": 6,
            "charging_profile_period": [{"start_period": 0, "limit": 16}, {"start_period": 1800, "limit": 8.5}]}
@@ -31,9 +34,9 @@ ACTIVE = {"start_date_time": "2026-01-01T10:00:00Z", "charging_profile": PROFILE
 
 async def setup(cluster):  # noqa: ANN001, ANN201
     cpo, emsp, _, party = await registered_pair(cluster)
-    await cpo.publish("locations", Location.from_wire(location()))
+    await cpo.publish("locations", Location.from_wire(two_evse_location()))
     for sid, cc, pid in (("S1", "DE", "EMS"), ("S2", "FR", "OTH"), ("S3", "DE", "EMS")):
-        await cpo.publish("sessions", Session.from_wire(session(sid, cc, pid)))
+        await cpo.publish("sessions", Session.from_wire(session(sid, token=cdr_token(cc, pid))))
     return cpo, emsp, party
 
 
@@ -189,7 +192,7 @@ async def test_no_hook_unknown_and_foreign_sessions(cluster):
            "response_url": ru}
     status, env, _ = await call("PUT", f"{url}/S1", tok, bad)
     assert (status, env["status_code"]) == (200, 2001) and "limit" in env["status_message"]
-    status, env, _ = await call("PUT", f"{url}/S1", tok, raw=b"[")
+    status, env, _ = await call("PUT", f"{url}/S1", tok, b"[")
     assert (status, env["status_code"]) == (400, 2000)
     assert await rows(cpo) == before
     try:

@@ -4,49 +4,12 @@ invite, register, list, rotate, remove — all through the console script."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.nodes import bind_loopback
-
-EVROAM = [sys.executable, "-m", "evroam"]
-
-
-def free_port() -> int:
-    sock = bind_loopback()
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def run(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*EVROAM, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"evroam {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def wait_http(url: str, deadline_s: float = 20.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-        except urllib.error.HTTPError:
-            return  # 401 without a token: it is up
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not come up in {deadline_s}s") from None
-            time.sleep(0.05)
-        else:
-            return
+from tests.services import EVROAM, free_port, run, wait_http
 
 
 @pytest.fixture

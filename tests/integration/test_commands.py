@@ -16,45 +16,12 @@ from evroam.ocpi.sessions import Session
 from evroam.modules.events import CommandEvent
 from evroam.store.tables import commands as commands_table
 from evroam.modules.commands import client as cmd
-from tests.integration.test_credentials import call, party_named, registered_pair
+from tests.builders import cdr_token, session, token
+from tests.charging import two_evse_location
 from tests.nodes import wait_for
-
-T = "2026-01-01T00:00:00Z"
-
-
-# --- fixtures of our own (the Locations and Sessions modules are written in parallel) ------------
-
-
-def connector(cid: str = "1") -> dict:
-    return {"id": cid, "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-            "max_voltage": 230, "max_amperage": 32, "last_updated": T}
-
-
-def evse(uid: str, caps: list[str] | None = None) -> dict:
-    d = {"uid": uid, "status": "AVAILABLE", "connectors": [connector()], "last_updated": T}
-    if caps:
-        d["capabilities"] = caps
-    return d
-
-
-def location(lid: str = "LOC1") -> dict:
-    return {"country_code": "NL", "party_id": "CPO", "id": lid, "publish": True, "address": "Main 1",
-            "city": "Amsterdam", "country": "NLD", "coordinates": {"latitude": "52.37000", "longitude": "4.89000"},
-            "time_zone": "Europe/Amsterdam",
-            "evses": [evse("E1"), evse("E2", ["START_SESSION_CONNECTOR_REQUIRED"])], "last_updated": T}
-
-
-def session(sid: str = "S1", cc: str = "DE", pid: str = "EMS") -> dict:
-    return {"country_code": "NL", "party_id": "CPO", "id": sid, "start_date_time": T, "kwh": 0,
-            "cdr_token": {"country_code": cc, "party_id": pid, "uid": "TOK1", "type": "APP_USER",
-                          "contract_id": "DE-EMS-C1"},
-            "auth_method": "COMMAND", "location_id": "LOC1", "evse_uid": "E1", "connector_id": "1",
-            "currency": "EUR", "status": "ACTIVE", "last_updated": T}
-
-
-def token(uid: str = "APP-42", cc: str = "DE", pid: str = "EMS") -> dict:
-    return {"country_code": cc, "party_id": pid, "uid": uid, "type": "APP_USER", "contract_id": "DE-EMS-C42",
-            "issuer": "eMSP", "valid": True, "whitelist": "ALLOWED", "last_updated": T}
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import party_named
 
 
 def start(location_id: str = "LOC1", **kw: object) -> dict:
@@ -64,9 +31,9 @@ def start(location_id: str = "LOC1", **kw: object) -> dict:
 async def setup(cluster):  # noqa: ANN001, ANN201
     """A registered pair; the CPO has LOC1 and sessions S1 (the eMSP's) and S2 (another eMSP's)."""
     cpo, emsp, _, party = await registered_pair(cluster)
-    await cpo.publish("locations", Location.from_wire(location()))
+    await cpo.publish("locations", Location.from_wire(two_evse_location()))
     await cpo.publish("sessions", Session.from_wire(session("S1")))
-    await cpo.publish("sessions", Session.from_wire(session("S2", "FR", "OTH")))
+    await cpo.publish("sessions", Session.from_wire(session("S2", token=cdr_token("FR", "OTH"))))
     return cpo, emsp, party
 
 
@@ -318,7 +285,7 @@ async def test_bad_requests_write_nothing(cluster):
     assert (status, env["status_code"]) == (200, 2001) and "connector_id" in env["status_message"]
     status, env, _ = await call("POST", f"{url}/START_SESSION", tok, start())  # no response_url
     assert (status, env["status_code"]) == (200, 2001) and "response_url" in env["status_message"]
-    status, env, _ = await call("POST", f"{url}/START_SESSION", tok, raw=b'{"token": ')
+    status, env, _ = await call("POST", f"{url}/START_SESSION", tok, b'{"token": ')
     assert (status, env["status_code"]) == (400, 2000)
     status, env, _ = await call("POST", f"{url}/start_session", tok, {**start(), **ru})  # enums are case-sensitive
     assert status == 404 and env["status_code"] == 2000
@@ -356,7 +323,7 @@ async def test_result_for_unknown_or_foreign_id_is_404(cluster):
     # Invalid result body: 2001 naming the field; nothing recorded.
     status, env, _ = await call("POST", f"{base}/START_SESSION/{uid}", tok, {"result": "accepted"})
     assert (status, env["status_code"]) == (200, 2001) and "result" in env["status_message"]
-    status, env, _ = await call("POST", f"{base}/START_SESSION/{uid}", tok, raw=b"{")
+    status, env, _ = await call("POST", f"{base}/START_SESSION/{uid}", tok, b"{")
     assert (status, env["status_code"]) == (400, 2000)
     assert (await emsp.command(uid)).result is None
     # A valid one: 1000 without data.
@@ -432,7 +399,7 @@ async def test_admin_routes_send_and_show(cluster):
     emsp = await cluster.node("emsp", [("EMSP", "DE", "EMS")], admin_token=admin_token)
     token_a, versions_url = await cpo.handshake.invite("emsp")
     party = await emsp.handshake.register(versions_url, token_a)
-    await cpo.publish("locations", Location.from_wire(location()))
+    await cpo.publish("locations", Location.from_wire(two_evse_location()))
     await cpo.publish("sessions", Session.from_wire(session("S1")))
 
     @cpo.on(CommandType.START_SESSION)

@@ -13,10 +13,11 @@ import json
 
 from evroam.ocpi.tariffs import Tariff
 from evroam.modules.events import Received
-from tests.integration.test_credentials import call
-from tests.integration.test_delivery_faults import change, holds_exactly, latest_ours
-from tests.integration.test_sessions import pair, period, session, ts
+from tests.charging import period, session, ts
 from tests.nodes import wait_for
+from tests.ocpi_calls import call
+from tests.pair import pair
+from tests.partners import change, holds_exactly, latest_ours
 
 
 async def test_concurrent_session_patches_all_land(cluster):

@@ -13,8 +13,9 @@ from evroam.ocpi.pagination import join_url
 from evroam.ocpi.sessions import Session
 from evroam.store.tables import commands as commands_table
 from evroam.store.tables import objects
+from tests.builders import location, session, token
 from tests.nodes import wait_for
-from tests.ocpi_calls import call, count, location, register, session, token
+from tests.ocpi_calls import call, count, register
 
 CPO = [("CPO", "NL", "CPO")]
 EMSP = [("EMSP", "DE", "EMS")]
@@ -27,8 +28,8 @@ async def cpo_and_emsp(cluster):  # noqa: ANN001, ANN201
     """A CPO (NL/CPO) with location L1 and the eMSP's session S1; the eMSP
     (DE/EMS) registered with it and holding S1 too."""
     cpo, emsp, cpo_at_emsp, emsp_at_cpo = await register(cluster, CPO, EMSP)
-    await cpo.publish("locations", Location.from_wire(location("NL", "CPO")))
-    await cpo.publish("sessions", Session.from_wire(session("NL", "CPO", "DE", "EMS")))
+    await cpo.publish("locations", Location.from_wire(location("L1")))
+    await cpo.publish("sessions", Session.from_wire(session(location_id="L1")))
     await wait_for(lambda: _has(emsp, "sessions"), what="S1 delivered to the eMSP")
     return cpo, emsp, cpo_at_emsp, emsp_at_cpo
 
@@ -49,8 +50,8 @@ async def test_commands_are_checked_before_a_missing_hook(cluster):
     cpo, emsp, party, _ = await cpo_and_emsp(cluster)
     url = party.endpoint_url("commands", "RECEIVER")
     at_nowhere = {
-        "START_SESSION": {"token": token("DE", "EMS"), "location_id": "NOPE"},
-        "RESERVE_NOW": {"token": token("DE", "EMS"), "expiry_date": "2030-01-01T00:00:00Z",
+        "START_SESSION": {"token": token(), "location_id": "NOPE"},
+        "RESERVE_NOW": {"token": token(), "expiry_date": "2030-01-01T00:00:00Z",
                         "reservation_id": "R1", "location_id": "NOPE"},
         "UNLOCK_CONNECTOR": {"location_id": "NOPE", "evse_uid": "E1", "connector_id": "1"},
     }
@@ -65,7 +66,7 @@ async def test_commands_are_checked_before_a_missing_hook(cluster):
     assert (status, env["status_code"], env["data"]["result"], env["data"]["timeout"]) == (
         200, 1000, "UNKNOWN_SESSION", 0)
     # What we hold is fine: only then does the missing hook make it NOT_SUPPORTED.
-    for ct, body in (("START_SESSION", {"token": token("DE", "EMS"), "location_id": "L1"}),
+    for ct, body in (("START_SESSION", {"token": token(), "location_id": "L1"}),
                      ("STOP_SESSION", {"session_id": "S1"})):
         status, env, _ = await call("POST", join_url(url, ct), party.token_out, {**body, "response_url": RU})
         assert (status, env["status_code"], env["data"]["result"]) == (200, 1000, "NOT_SUPPORTED"), ct
@@ -91,14 +92,14 @@ async def test_published_urls_end_with_a_slash_and_templates_work_both_ways(clus
     # ({url}{cc}/{pid}/{id}), and as 2.3.0 templates do ({url}/{cc}/…).
     rx = emsp_at_cpo.endpoint_url("locations", "RECEIVER")
     assert rx.endswith("/receiver/locations/")
-    status, env, _ = await call("PUT", f"{rx}NL/CPO/L7", emsp_at_cpo.token_out, location("NL", "CPO", "L7"))
+    status, env, _ = await call("PUT", f"{rx}NL/CPO/L7", emsp_at_cpo.token_out, location("L7"))
     assert (status, env["status_code"]) == (201, 1000)
     status, env, _ = await call("GET", f"{rx}/NL/CPO/L7/", emsp_at_cpo.token_out)
     assert (status, env["status_code"], env["data"]["id"]) == (200, 1000, "L7")
     # Our client joins slashed and unslashed partner URLs alike.
     assert join_url(rx, "NL", "CPO", "L7") == join_url(rx.rstrip("/"), "NL", "CPO", "L7") == rx + "NL/CPO/L7"
     # A Link on a list fetched at the published URL stays under it.
-    await cpo.publish("locations", Location.from_wire(location("NL", "CPO", "L2")))
+    await cpo.publish("locations", Location.from_wire(location("L2")))
     sender = cpo_at_emsp.endpoint_url("locations", "SENDER")
     status, env, headers = await call("GET", f"{sender}?limit=1", cpo_at_emsp.token_out)
     assert headers["link"] == f'<{sender}?offset=1&limit=1>; rel="next"'
@@ -154,7 +155,7 @@ async def test_malformed_routing_headers_are_2001_everywhere_and_write_nothing(c
     before = await count(emsp, "locations")
     rx = emsp_at_cpo.endpoint_url("locations", "RECEIVER")
     cases = [
-        ("PUT", f"{rx}NL/CPO/L9", emsp_at_cpo.token_out, location("NL", "CPO", "L9")),
+        ("PUT", f"{rx}NL/CPO/L9", emsp_at_cpo.token_out, location("L9")),
         ("PATCH", f"{rx}NL/CPO/L1", emsp_at_cpo.token_out, {"name": "x", "last_updated": "2027-01-01T00:00:00Z"}),
         ("GET", cpo_at_emsp.endpoint_url("locations", "SENDER"), cpo_at_emsp.token_out, None),
         ("GET", cpo_at_emsp.endpoint_url("locations", "SENDER") + "L1", cpo_at_emsp.token_out, None),

@@ -9,7 +9,9 @@ from evroam.store import calllog
 from evroam.store import parties as repo
 
 # Kept importable from here for the modules that import them from this one.
-from tests.pair import CPO, EMSP, call, party_named, registered_pair  # noqa: F401
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import CPO, EMSP, party_named
 
 
 async def test_registration_a_b_c(cluster):

@@ -12,7 +12,7 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from evroam.server.hooks import Received
+from evroam.modules.events import Received
 from evroam.store import calllog
 from evroam.store.tables import outbox
 from evroam.sync.delivery import DeliveryWorker

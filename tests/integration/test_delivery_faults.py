@@ -19,34 +19,21 @@ import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from evroam.config import NodeConfig
 from evroam.node import Node
-from evroam.ocpi.tariffs import Tariff
 from evroam.ocpi.types import format_datetime
 from evroam.modules.events import Received
 from evroam.store import calllog, objects
-from evroam.store.objects import ObjectKey
-from evroam.store.tables import OURS
-from tests.integration.test_cli import free_port, run, wait_http
-from tests.integration.test_credentials import CPO, EMSP
 from tests.nodes import wait_for
+from tests.partners import BASE, CPO, EMSP, change, holds_exactly, latest_ours, received
+from tests.services import free_port, run, wait_http
 
-BASE = datetime(2026, 3, 1, tzinfo=UTC)
 FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
-
-
-def change(i: int, objects_n: int) -> Tariff:
-    """Change number i: object i % n, a version stamped by i (strictly increasing)."""
-    return Tariff.from_wire({
-        "country_code": "NL", "party_id": "CPO", "id": f"T{i % objects_n:03d}", "currency": "EUR",
-        "elements": [{"price_components": [{"type": "ENERGY", "price": i / 1000, "step_size": 1}]}],
-        "last_updated": format_datetime(BASE + timedelta(seconds=i)),
-    })
 
 
 class Receipts:
@@ -63,24 +50,6 @@ class Receipts:
     def assert_monotonic(self) -> None:
         for oid, versions in self.by_id.items():
             assert versions == sorted(set(versions)), f"{oid}: applied twice or out of order: {versions}"
-
-
-async def latest_ours(engine, n: int) -> dict[str, str]:  # noqa: ANN001
-    out = {}
-    async with engine.connect() as conn:
-        for k in range(n):
-            s = await objects.get(conn, ObjectKey("tariffs", OURS, "NL", "CPO", f"T{k:03d}"))
-            out[s and json.loads(s.data)["id"]] = s.data
-    return out
-
-
-async def holds_exactly(emsp: Node, party_id: int, latest: dict[str, str]) -> bool:
-    async with emsp.engine.connect() as conn:
-        for oid, doc in latest.items():
-            s = await objects.get(conn, ObjectKey("tariffs", party_id, "NL", "CPO", oid))
-            if s is None or s.data != doc:
-                return False
-    return True
 
 
 async def test_partner_down_during_200_changes(cluster):
@@ -139,7 +108,7 @@ async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
 
     def serve() -> subprocess.Popen:
         p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
-                             stdout=subprocess.DEVNULL, stderr=open("/tmp/serve.err", "a"))
+                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "a"))
         wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
         return p
 
@@ -277,14 +246,13 @@ async def test_deliveries_of_a_killed_worker_are_checked_before_they_are_sent_ag
     from evroam.store.tables import outbox as outbox_tbl
     from evroam.modules.locations import owner as ours
     from evroam.sync.delivery import DeliveryWorker
-    from tests.integration.test_locations import held as held_location
-    from tests.integration.test_locations import location
+    from tests.builders import evse, location
 
     cpo = await cluster.node("cpo", CPO, run_workers=False, **FAST_RETRY)
     emsp = await cluster.node("emsp", EMSP)
     token_a, url = await cpo.handshake.invite("emsp")
     party = await emsp.handshake.register(url, token_a)
-    await cpo.publish("locations", Location.from_wire(location()))
+    await cpo.publish("locations", Location.from_wire(location(evses=[evse("E1"), evse("E2")])))
     assert await cpo.delivery.run_once() == 1  # the Location is at the eMSP
 
     await ours.set_evse_status(cpo, "LOC1", "E2", "CHARGING", at=BASE)
@@ -305,7 +273,7 @@ async def test_deliveries_of_a_killed_worker_are_checked_before_they_are_sent_ag
     cpo.start_workers()  # releases the dead process's claims, marked unsure
     await wait_for(lambda: _outbox_empty(cpo), timeout=20, what="the outbox to drain")
     assert cpo.delivery.already_held == 2
-    assert await held_location(emsp, party.id) == await held_location(cpo, 0)
+    assert await received(emsp, party.id, "locations", "LOC1") == await received(cpo, 0, "locations", "LOC1")
     assert await holds_exactly(emsp, party.id, await latest_ours(cpo.engine, 2))
     calls = await inbound(emsp, "/receiver/")
     loc, evse, t0, t1 = ("2.2.1/receiver/locations/NL/CPO/LOC1", "2.2.1/receiver/locations/NL/CPO/LOC1/E2",

@@ -7,8 +7,9 @@ import pytest
 
 from evroam.modules.credentials.handshake import HandshakeError
 from tests.fakes import FakePartner
-from tests.integration.test_credentials import CPO, EMSP, call, party_named
 from tests.nodes import bind_loopback
+from tests.ocpi_calls import call
+from tests.partners import CPO, EMSP, party_named
 
 
 def creds_body(url: str, token: str = "tok-b") -> dict:

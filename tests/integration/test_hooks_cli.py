@@ -19,9 +19,11 @@ from aiohttp import web
 
 from evroam.config import NodeConfig
 from evroam.ocpi.tariffs import Tariff
-from tests.from_outside import ADMIN_TOKEN, REPO, admin, evroam, init_home, location, serving, token
-from tests.from_outside import tariff as tariff_doc
+from tests.builders import evse, location, token
+from tests.builders import tariff as tariff_doc
+from tests.from_outside import ADMIN_TOKEN, REPO, admin, init_listening, serving
 from tests.nodes import bind_loopback, wait_for
+from tests.services import evroam
 
 EMSP = [("EMSP", "DE", "EMS")]
 
@@ -33,7 +35,7 @@ async def registered(cluster, home: Path, url: str):  # noqa: ANN001, ANN201
     assert invite.returncode == 0, invite.stderr
     doc = json.loads(invite.stdout)
     await emsp.handshake.register(doc["versions_url"], doc["token"], name="cpo")
-    status, body = await admin(url, "PUT", "/locations/LOC1", location())
+    status, body = await admin(url, "PUT", "/locations/LOC1", location(evses=[evse(evse_id="NL*CPO*E1")]))
     assert (status, body["status_code"]) == (201, 1000)
     return emsp
 
@@ -62,7 +64,7 @@ async def sessions_at(emsp) -> list[dict]:  # noqa: ANN001
 
 async def test_serve_hooks_runs_a_remote_start_on_a_simulated_charger(cluster, tmp_path):
     home = tmp_path / "cpo"
-    url = init_home(home, "CPO", "NL", "CPO", await cluster.dbs.new("cpo"))
+    url = init_listening(home, "CPO", "NL", "CPO", await cluster.dbs.new("cpo"))
     async with serving(home, url, "--hooks", "examples.cpo_hooks", env={"CPO_BACKEND_URL": ""}):
         emsp = await registered(cluster, home, url)
         start = await command(emsp, "START_SESSION", {"token": token(), "location_id": "LOC1",
@@ -120,7 +122,7 @@ class FakeBackend:
 
 async def test_hooks_from_evroam_toml_ask_the_operators_backend(cluster, tmp_path):
     home = tmp_path / "cpo"
-    url = init_home(home, "CPO", "NL", "CPO", await cluster.dbs.new("cpo"))
+    url = init_listening(home, "CPO", "NL", "CPO", await cluster.dbs.new("cpo"))
     # The operator's copy of the example in the node's home, named by evroam.toml.
     shutil.copy(REPO / "examples" / "cpo_hooks.py", home / "my_hooks.py")
     with (home / "evroam.toml").open("a") as f:
@@ -168,7 +170,7 @@ def load_failure(stderr: str) -> str:
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_hooks_module_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, command):
     home = tmp_path / "node"
-    init_home(home, "CPO", "NL", "CPO")
+    init_listening(home, "CPO", "NL", "CPO")
     for name, text in BROKEN.items():
         (tmp_path / name).write_text(text)
     cases = {
@@ -212,7 +214,7 @@ async def test_worker_hooks_hear_what_its_scheduled_pulls_bring(cluster, tmp_pat
     cpo = await cluster.node("cpo", [("CPO", "NL", "CPO")])
     await cpo.publish("tariffs", Tariff.from_wire(tariff_doc()))  # before registering: nothing is pushed
     home = tmp_path / "emsp"
-    url = init_home(home, "EMSP", "DE", "EMS", await cluster.dbs.new("emsp"))
+    url = init_listening(home, "EMSP", "DE", "EMS", await cluster.dbs.new("emsp"))
     (home / "recorder.py").write_text(RECORDER)
     cfg = NodeConfig.load(home)
     cfg.run_workers, cfg.pull_initial_delay_s, cfg.hooks = False, 0.1, "recorder.py"

@@ -21,7 +21,6 @@ from evroam.modules.locations.rules import LocationLimits
 from evroam.store.tables import OURS, outbox
 from evroam.sync import importer
 from tests.limits_support import (
-    EVROAM,
     T1,
     admin,
     call,
@@ -33,6 +32,7 @@ from tests.limits_support import (
     pair,
     raw_exchange,
 )
+from tests.services import EVROAM
 
 DEEP = 2000
 

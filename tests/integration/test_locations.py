@@ -17,9 +17,11 @@ from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.modules.locations import owner as ours
-from tests.conftest import load_example
-from tests.integration.test_credentials import CPO, call, party_named, registered_pair
+from tests.examples import load_example
 from tests.nodes import wait_for
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import CPO, party_named
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-02-01T00:00:00Z"
@@ -157,7 +159,7 @@ async def test_receiver_put_location(cluster):
     assert (status, body["status_code"]) == (200, 2001) and "evses.1.status" in body["status_message"]
     status, body, _ = await call("PUT", f"{base}/NL/CPO/LOC3", tok, location("LOC3", evses=[evse("E1"), evse("e1")]))
     assert (status, body["status_code"]) == (200, 2001) and "appears twice" in body["status_message"]
-    status, body, _ = await call("PUT", f"{base}/NL/CPO/LOC3", tok, raw=b'{"id": ')
+    status, body, _ = await call("PUT", f"{base}/NL/CPO/LOC3", tok, b'{"id": ')
     assert (status, body["status_code"]) == (400, 2000)
     status, body, _ = await call("PUT", f"{base}/NL/CPO/LOC3", None, location("LOC3"))
     assert (status, body["status_code"]) == (401, 2000)
@@ -222,7 +224,7 @@ async def test_receiver_put_evse_and_connector(cluster):
     assert (status, body["status_code"]) == (200, 2001) and "power_type" in body["status_message"]
     status, body, _ = await call("PUT", f"{loc}/E6", tok, evse("E6", connectors=[connector("1"), connector("1")]))
     assert (status, body["status_code"]) == (200, 2001) and "appears twice" in body["status_message"]
-    status, body, _ = await call("PUT", f"{loc}/E6", tok, raw=b"{")
+    status, body, _ = await call("PUT", f"{loc}/E6", tok, b"{")
     assert (status, body["status_code"]) == (400, 2000)
     assert await held(emsp, party.id) == before
     status, body, _ = await call("GET", f"{base}/NL/CPO/NOPE", tok)
@@ -275,9 +277,9 @@ async def test_receiver_patch_each_level(cluster):
                                ("", {"id": "LOC2"}, "id"), ("", {"country_code": "BE"}, "country_code")):
         status, body, _ = await call("PATCH", loc + path, tok, {**patch, "last_updated": T4})
         assert (status, body["status_code"]) == (200, 2001) and field in body["status_message"], path
-    status, body, _ = await call("PATCH", loc, tok, raw=b"[]")
+    status, body, _ = await call("PATCH", loc, tok, b"[]")
     assert (status, body["status_code"]) == (200, 2001)
-    status, body, _ = await call("PATCH", loc, tok, raw=b"{")
+    status, body, _ = await call("PATCH", loc, tok, b"{")
     assert (status, body["status_code"]) == (400, 2000)
     status, body, _ = await call("PATCH", loc, tok, {"name": "x", "last_updated": "2026-02-04T00:00:00+01:00"})
     assert (status, body["status_code"]) == (200, 2001)

@@ -25,9 +25,10 @@ from evroam.store.tables import outbox
 from evroam.sync import importer
 from evroam.sync.lag import health
 from evroam.sync.scheduler import jittered, pull_modules
-from tests.integration.test_admin import location, pair, received
-from tests.integration.test_tariffs import tariff
+from tests.builders import location, tariff
 from tests.nodes import wait_for
+from tests.pair import admin_pair
+from tests.partners import received
 
 # The full `evroam` app, with the ops commands whether or not cli.py wires them yet.
 CLI = [sys.executable, "-c", "from evroam.cli import app; from evroam.cli_ops import register; register(app); app()"]
@@ -69,7 +70,7 @@ async def partner_health(node, name: str):  # noqa: ANN001, ANN201
 
 
 async def test_data_import(cluster, tmp_path):
-    cpo, emsp, party = await pair(cluster)
+    cpo, emsp, party = await admin_pair(cluster)
     home = cpo.config.home
     cpo.config.save()
     good, single, bad = tmp_path / "good.json", tmp_path / "single.json", tmp_path / "bad.json"
@@ -109,7 +110,7 @@ async def test_data_import(cluster, tmp_path):
 
 
 async def test_import_rules_and_thousands_of_locations(cluster, tmp_path):
-    cpo, emsp, party = await pair(cluster, cpo_settings={"run_workers": False})
+    cpo, emsp, party = await admin_pair(cluster, cpo_settings={"run_workers": False})
     await cpo.stop_workers()
     n = 3000
     big = tmp_path / "locations.json"
@@ -157,7 +158,7 @@ async def test_import_rules_and_thousands_of_locations(cluster, tmp_path):
 
 
 async def test_partners_status_and_retry(cluster):
-    cpo, emsp, party = await pair(cluster, cpo_settings={"delivery_max_attempts": 1, "delivery_backoff_s": 0.01})
+    cpo, emsp, party = await admin_pair(cluster, cpo_settings={"delivery_max_attempts": 1, "delivery_backoff_s": 0.01})
     cpo.config.save()
     await emsp.stop()  # the partner is down: the one attempt fails and the delivery is dead-lettered
     await cpo.publish("tariffs", Tariff.from_wire(tariff("T1")))
@@ -182,7 +183,7 @@ async def test_partners_status_and_retry(cluster):
 
 
 async def test_sync_pull_cli(cluster):
-    cpo, emsp, party = await pair(cluster, cpo_settings={"run_workers": False})
+    cpo, emsp, party = await admin_pair(cluster, cpo_settings={"run_workers": False})
     for tid in ("T1", "T2", "T3"):
         await cpo.publish("tariffs", Tariff.from_wire(tariff(tid)))
     emsp.config.save()
@@ -209,7 +210,7 @@ async def test_sync_pull_cli(cluster):
 async def test_worker_delivers_without_http(cluster):
     from evroam.cli_ops import run_worker
 
-    cpo, emsp, party = await pair(cluster, cpo_settings={"run_workers": False})
+    cpo, emsp, party = await admin_pair(cluster, cpo_settings={"run_workers": False})
     await cpo.publish("tariffs", Tariff.from_wire(tariff("T1")))
     assert await outbox_rows(cpo, "PENDING") == 1  # nothing delivers in the serving process
     worker = Node(cpo.config)  # as `evroam worker` would, on the same database
@@ -253,7 +254,7 @@ async def test_scheduled_pulls(cluster):
 
 
 async def test_lag_alert_gauges_and_metrics(cluster):
-    cpo, emsp, party = await pair(cluster, cpo_settings={
+    cpo, emsp, party = await admin_pair(cluster, cpo_settings={
         "lag_alert_s": 0.3, "lag_check_s": 0.05, "metrics": True, "delivery_backoff_s": 0.05,
         # Many attempts: with the default 12 the row would be dead-lettered
         # (and leave the pending lag) within about a second on a slow machine.

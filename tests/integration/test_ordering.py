@@ -15,9 +15,11 @@ from evroam.modules.chargingprofiles.sender import active_profile
 from evroam.modules.events import ChargingProfileEvent, Received
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
-from tests.conftest import load_example
+from tests.examples import load_example
 from tests.locsender import Message, evse, histories, location, sorted_children
-from tests.pair import call, party_named, registered_pair
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import party_named
 
 MARCH, JUNE, JULY = "2026-03-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-07-01T00:00:00Z"
 OLDER = (200, 1000, "older than the stored version; kept")

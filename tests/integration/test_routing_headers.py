@@ -10,8 +10,9 @@ from evroam.ocpi.locations import Location
 from evroam.ocpi.pagination import join_url
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.tariffs import Tariff
+from tests.builders import location, session
 from tests.nodes import wait_for
-from tests.ocpi_calls import call, count, location, register, routing_of, session
+from tests.ocpi_calls import call, count, register, routing_of
 
 PAST = "2000-01-01T00:00:00Z"
 TARIFF = {"country_code": "NL", "party_id": "CPO", "id": "T1", "currency": "EUR",
@@ -21,9 +22,9 @@ TARIFF = {"country_code": "NL", "party_id": "CPO", "id": "T1", "currency": "EUR"
 
 async def test_every_answer_of_a_direct_connection_carries_both_parties(cluster):
     cpo, emsp, cpo_at_emsp, emsp_at_cpo = await register(cluster, [("CPO", "NL", "CPO")], [("EMSP", "DE", "EMS")])
-    await cpo.publish("locations", Location.from_wire(location("NL", "CPO")))
+    await cpo.publish("locations", Location.from_wire(location("L1")))
     await cpo.publish("tariffs", Tariff.from_wire(TARIFF))
-    await cpo.publish("sessions", Session.from_wire(session("NL", "CPO", "DE", "EMS")))
+    await cpo.publish("sessions", Session.from_wire(session(location_id="L1")))
     await wait_for(lambda: _count_is(emsp, "sessions", 1), what="S1 at the eMSP")
     from_cpo = ("NL", "CPO", "DE", "EMS")  # the eMSP asked the CPO
     from_emsp = ("DE", "EMS", "NL", "CPO")  # the CPO asked the eMSP
@@ -53,8 +54,8 @@ async def test_every_answer_of_a_direct_connection_carries_both_parties(cluster)
          200, 2001),
     ]
     asked_of_emsp = [
-        ("PUT", join_url(rx, "NL", "CPO", "L2"), location("NL", "CPO", "L2"), 201, 1000),  # receiver writes
-        ("PUT", join_url(rx, "NL", "CPO", "L2"), location("NL", "CPO", "L2"), 200, 1000),  # same version: kept
+        ("PUT", join_url(rx, "NL", "CPO", "L2"), location("L2"), 201, 1000),  # receiver writes
+        ("PUT", join_url(rx, "NL", "CPO", "L2"), location("L2"), 200, 1000),  # same version: kept
         ("PATCH", join_url(rx, "NL", "CPO", "L2"), {"name": "x", "last_updated": "2026-02-01T00:00:00Z"}, 200, 1000),
         ("PATCH", join_url(rx, "NL", "CPO", "L2", "E1"), {"status": "CHARGING", "last_updated": "2026-02-02T00:00:00Z"},
          200, 1000),
@@ -90,7 +91,7 @@ async def _count_is(node, module: str, n: int) -> bool:  # noqa: ANN001
 async def test_with_several_roles_each_side_answers_as_the_role_the_interface_belongs_to(cluster):
     a, b, a_at_b, b_at_a = await register(cluster, [("CPO", "NL", "ACP"), ("EMSP", "NL", "AEM")],
                                           [("CPO", "DE", "BCP"), ("EMSP", "DE", "BEM")])
-    await a.publish("locations", Location.from_wire(location("NL", "ACP")))
+    await a.publish("locations", Location.from_wire(location("L1", "NL", "ACP")))
     tok = a_at_b.token_out
     sender = a_at_b.endpoint_url("locations", "SENDER")
     receiver = a_at_b.endpoint_url("locations", "RECEIVER")
@@ -98,7 +99,7 @@ async def test_with_several_roles_each_side_answers_as_the_role_the_interface_be
     # (the role that receives locations); A's Receiver as A's eMSP, to B's CPO.
     _, _, h = await call("GET", sender, tok)
     assert routing_of(h) == ("NL", "ACP", "DE", "BEM")
-    status, _, h = await call("PUT", join_url(receiver, "DE", "BCP", "L1"), tok, location("DE", "BCP"))
+    status, _, h = await call("PUT", join_url(receiver, "DE", "BCP", "L1"), tok, location("L1", "DE", "BCP"))
     assert (status, routing_of(h)) == (201, ("NL", "AEM", "DE", "BCP"))
     _, _, h = await call("GET", join_url(receiver, "DE", "BCP", "L404"), tok)
     assert routing_of(h) == ("NL", "AEM", "DE", "BCP")

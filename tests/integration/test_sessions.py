@@ -4,11 +4,7 @@ CPO-side helpers pushing through the outbox."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -17,132 +13,25 @@ from evroam.node import Node
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import ChargingPreferencesResponse, Session
 from evroam.ocpi.tariffs import Tariff
-from evroam.ocpi.types import format_datetime
 from evroam.pricing import CdrBuildError
 from evroam.modules.locations import sender as locations_sender
 from evroam.modules.events import Received, SessionEvent
 from evroam.modules.sessions.receiver import knows_evse
 from evroam.store import objects
-from evroam.store.objects import ObjectKey
-from evroam.store.parties import Party
 from evroam.store.tables import outbox
 from evroam.modules.sessions import owner as ops
-from tests.conftest import load_example
-from tests.integration.test_credentials import CPO, EMSP, call, party_named
+from tests.charging import T0, location, period, session, tariff, token, ts
+from tests.examples import load_example
 from tests.nodes import wait_for
-
-T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)  # a Monday
-
-
-def ts(minutes: float = 0) -> str:
-    return format_datetime(T0 + timedelta(minutes=minutes))
-
-
-def token(cc: str = "DE", pid: str = "EMS", uid: str = "U1") -> dict:
-    return {"country_code": cc, "party_id": pid, "uid": uid, "type": "RFID", "contract_id": f"{cc}-{pid}-C{uid}"}
-
-
-def period(minutes: float, kwh: float | None = None, parking_h: float | None = None, tariff_id: str | None = None) -> dict:
-    dims = []
-    if kwh is not None:
-        dims.append({"type": "ENERGY", "volume": kwh})
-    if parking_h is not None:
-        dims.append({"type": "PARKING_TIME", "volume": parking_h})
-    p = {"start_date_time": ts(minutes), "dimensions": dims}
-    if tariff_id:
-        p["tariff_id"] = tariff_id
-    return p
-
-
-def session(sid: str = "S1", *, periods: list | None = None, status: str = "ACTIVE", updated: float = 0,
-            cc: str = "NL", pid: str = "CPO", tok: dict | None = None, kwh: float = 0, evse: str = "E1",
-            location: str = "LOC1", **extra: object) -> dict:
-    doc = {"country_code": cc, "party_id": pid, "id": sid, "start_date_time": ts(0), "kwh": kwh,
-           "cdr_token": tok or token(), "auth_method": "WHITELIST", "location_id": location, "evse_uid": evse,
-           "connector_id": "1", "currency": "EUR", "status": status, "last_updated": ts(updated), **extra}
-    if periods is not None:
-        doc["charging_periods"] = periods
-    return doc
-
-
-def location(lid: str = "LOC1", evses: tuple = (("E1", ("CHARGING_PREFERENCES_CAPABLE",), ("T1",)),),
-             tz: str = "Europe/Amsterdam") -> dict:
-    def evse(uid: str, caps: tuple, tariffs: tuple) -> dict:
-        e = {"uid": uid, "evse_id": f"NL*CPO*E{uid}", "status": "AVAILABLE", "last_updated": ts(-600),
-             "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                             "max_voltage": 230, "max_amperage": 32, "tariff_ids": list(tariffs),
-                             "last_updated": ts(-600)}]}
-        if caps:
-            e["capabilities"] = list(caps)
-        return e
-
-    return {"country_code": "NL", "party_id": "CPO", "id": lid, "publish": True, "address": "Main 1",
-            "city": "Utrecht", "country": "NLD", "coordinates": {"latitude": "52.09074", "longitude": "5.12142"},
-            "time_zone": tz, "evses": [evse(*e) for e in evses], "last_updated": ts(-600)}
-
-
-def tariff(tid: str = "T1", **over: object) -> dict:
-    """Four price components with three VAT rates (digest D1 rules 3, 6, 7)."""
-    doc = {"country_code": "NL", "party_id": "CPO", "id": tid, "currency": "EUR", "last_updated": ts(-600),
-           "elements": [{"price_components": [
-               {"type": "FLAT", "price": 0.50, "vat": 20, "step_size": 1},
-               {"type": "ENERGY", "price": 0.25, "vat": 10, "step_size": 1},
-               {"type": "TIME", "price": 1.00, "vat": 10, "step_size": 60},
-               {"type": "PARKING_TIME", "price": 2.00, "vat": 20, "step_size": 900}]}]}
-    doc.update(over)
-    return doc
-
-
-@dataclass
-class Pair:
-    cpo: Node
-    emsp: Node
-    cpo_at_emsp: Party  # the CPO, as the eMSP knows it
-    emsp_at_cpo: Party  # the eMSP, as the CPO knows it
-
-    def rx(self, module: str, *path: str) -> str:
-        """The eMSP's Receiver URL (what the CPO pushes to)."""
-        return "/".join([self.emsp_at_cpo.endpoint_url(module, "RECEIVER"), *(quote(p, safe="") for p in path)])
-
-    def tx(self, module: str) -> str:
-        """The CPO's Sender URL (what the eMSP pulls from)."""
-        return self.cpo_at_emsp.endpoint_url(module, "SENDER")
-
-    @property
-    def as_cpo(self) -> str:
-        return self.emsp_at_cpo.token_out
-
-    @property
-    def as_emsp(self) -> str:
-        return self.cpo_at_emsp.token_out
-
-    async def at_emsp(self, module: str, oid: str, cc: str = "NL", pid: str = "CPO"):  # noqa: ANN201
-        async with self.emsp.engine.connect() as conn:
-            return await objects.get(conn, ObjectKey(module, self.cpo_at_emsp.id, cc, pid, oid))
-
-    async def doc_at_emsp(self, module: str, oid: str) -> dict | None:
-        s = await self.at_emsp(module, oid)
-        return json.loads(s.data) if s else None
-
-
-async def pair(cluster, before: Callable[[Node], Awaitable[None]] | None = None, **cpo_settings: object) -> Pair:
-    cpo = await cluster.node("cpo", CPO, **cpo_settings)
-    emsp = await cluster.node("emsp", EMSP)
-    if before is not None:
-        await before(cpo)
-    token_a, versions_url = await cpo.handshake.invite("emsp")
-    cpo_at_emsp = await emsp.handshake.register(versions_url, token_a)
-    return Pair(cpo, emsp, cpo_at_emsp, await party_named(cpo, "emsp"))
+from tests.ocpi_calls import call
+from tests.pair import pair
+from tests.partners import drained
 
 
 async def outbox_rows(node: Node) -> list[tuple[str, dict | None]]:
     async with node.engine.connect() as conn:
         rows = (await conn.execute(sa.select(outbox.c.method, outbox.c.patch).order_by(outbox.c.id))).all()
     return [(r.method, r.patch) for r in rows]
-
-
-async def drained(node: Node) -> bool:
-    return not await outbox_rows(node)
 
 
 # --- Sender -------------------------------------------------------------------------------
@@ -185,7 +74,7 @@ async def test_charging_preferences(cluster):
     prefs = {"profile_type": "FAST", "departure_time": ts(120), "energy_need": 30}
 
     async def put(sid: str, body: object = prefs, raw: bytes | None = None):  # noqa: ANN202
-        return await call("PUT", f"{base}/{sid}/charging_preferences", p.as_emsp, body, raw=raw)
+        return await call("PUT", f"{base}/{sid}/charging_preferences", p.as_emsp, raw if raw is not None else body)
 
     # No hook: nothing can act on preferences.
     status, body, _ = await put("S1")
@@ -309,7 +198,7 @@ async def test_receiver_refusals_write_nothing(cluster):
         ("PATCH", p.rx("sessions", "DE", "EMS", "S1"), {"last_updated": ts(1)}, None, 404, 2000, "roles"),
     ]
     for method, u, body, raw, http, code, words in cases:
-        status, resp, _ = await call(method, u, p.as_cpo, body, raw=raw)
+        status, resp, _ = await call(method, u, p.as_cpo, raw if raw is not None else body)
         assert (status, resp["status_code"]) == (http, code), (method, body, raw, resp)
         assert words.lower() in resp["status_message"].lower(), resp["status_message"]
     assert await p.doc_at_emsp("sessions", "S1") == before

@@ -8,15 +8,10 @@ import json
 from evroam.ocpi.tariffs import Tariff
 from evroam.store import objects
 from evroam.store.objects import ObjectKey
-from tests.integration.test_credentials import call, registered_pair
+from tests.builders import tariff
 from tests.nodes import wait_for
-
-
-def tariff(tid: str = "T1", price: float = 0.25, updated: str = "2026-01-01T00:00:00Z", cc: str = "NL",
-           pid: str = "CPO") -> dict:
-    return {"country_code": cc, "party_id": pid, "id": tid, "currency": "EUR",
-            "elements": [{"price_components": [{"type": "ENERGY", "price": price, "vat": 10, "step_size": 1}]}],
-            "last_updated": updated}
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
 
 
 async def stored(node, party_id: int, tid: str, module: str = "tariffs"):  # noqa: ANN001, ANN201
@@ -100,7 +95,7 @@ async def test_receiver_put_get_delete_and_rules(cluster):
     bad["elements"][0]["price_components"][0]["type"] = "energy"
     status, body, _ = await call("PUT", f"{base}/NL/CPO/T3", tok, bad)
     assert (status, body["status_code"]) == (200, 2001) and "type" in body["status_message"]
-    status, body, _ = await call("PUT", f"{base}/NL/CPO/T3", tok, raw=b"{")
+    status, body, _ = await call("PUT", f"{base}/NL/CPO/T3", tok, b"{")
     assert (status, body["status_code"]) == (400, 2000)
     # PATCH does not exist for Tariffs.
     status, body, _ = await call("PATCH", f"{base}/NL/CPO/T1", tok, {"last_updated": "2026-01-01T00:00:00Z"})

@@ -21,9 +21,10 @@ from evroam.modules.tokens.sender import LocationRequired
 from evroam.store import calllog, objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
-from tests.conftest import load_example
-from tests.integration.test_credentials import call, party_named
+from tests.examples import load_example
 from tests.nodes import wait_for
+from tests.ocpi_calls import call
+from tests.partners import party_named
 
 CPO = [("CPO", "NL", "CPO")]
 # The spec's examples are issued by DE/TNM and NL/TNM.
@@ -131,7 +132,7 @@ async def test_authorize_without_hook_decides_by_validity(cluster):
     assert (status, body["status_code"], body["data"]["allowed"]) == (200, 1000, "BLOCKED")
     assert "location" not in body["data"]
     # Trailing slash: served, no redirect; `null` body = no location.
-    status, body, _ = await call("POST", f"{p.sender}/V1/authorize/", p.cpo_token, raw=b"null")
+    status, body, _ = await call("POST", f"{p.sender}/V1/authorize/", p.cpo_token, b"null")
     assert (status, body["status_code"]) == (200, 1000)
     # Routing headers come back swapped.
     async with aiohttp.ClientSession() as s, s.post(
@@ -149,7 +150,7 @@ async def test_authorize_bad_requests(cluster):
     for bad in ("rfid", "EMAID", ""):
         status, body, _ = await call("POST", f"{url}?type={bad}", p.cpo_token)
         assert (status, body["status_code"]) == (200, 2001) and "type" in body["status_message"]
-    status, body, _ = await call("POST", url, p.cpo_token, raw=b'{"location_id": ')
+    status, body, _ = await call("POST", url, p.cpo_token, b'{"location_id": ')
     assert (status, body["status_code"]) == (400, 2000)
     status, body, _ = await call("POST", url, p.cpo_token, {"evse_uids": ["E1"]})
     assert (status, body["status_code"]) == (200, 2001) and "location_id" in body["status_message"]
@@ -299,7 +300,7 @@ async def test_receiver_rules(cluster):
     assert (status, body["status_code"]) == (404, 2000)
     status, body, _ = await call("PUT", url, tok, {**token("T1"), "whitelist": "always"})
     assert (status, body["status_code"]) == (200, 2001) and "whitelist" in body["status_message"]
-    status, body, _ = await call("PUT", url, tok, raw=b'{"uid": "T1"')
+    status, body, _ = await call("PUT", url, tok, b'{"uid": "T1"')
     assert (status, body["status_code"]) == (400, 2000)
     # PATCH: needs last_updated; cannot move uid or type; cannot make the token invalid.
     for bad, field in (({"valid": False}, "last_updated"),

@@ -16,7 +16,9 @@ from evroam.server.auth import authenticate_registered
 from evroam.server.paging import page_request, paged_response
 from evroam.store import calllog
 from evroam.store.calllog import CallRecord
-from tests.integration.test_credentials import CPO, call, registered_pair
+from tests.ocpi_calls import call
+from tests.pair import registered_pair
+from tests.partners import CPO
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 ITEMS = [{"id": f"obj-{i:02d}", "last_updated": BASE + timedelta(minutes=i)} for i in range(25)]
@@ -122,7 +124,7 @@ async def test_bad_credentials_bodies(cluster, kind, method):
     token_a, _ = await cpo.handshake.invite("newcomer")
     body, http_status, code = BAD_BODIES[kind]
     token = token_a if method == "POST" else party.token_out
-    status, resp, _ = await call(method, f"{cpo.config.public_url}/ocpi/2.2.1/credentials", token, raw=body)
+    status, resp, _ = await call(method, f"{cpo.config.public_url}/ocpi/2.2.1/credentials", token, body)
     assert (status, resp["status_code"]) == (http_status, code), resp
     assert set(resp) >= {"status_code", "timestamp"}
     if code == 2001 and kind not in ("json_array", "json_null"):
@@ -145,7 +147,7 @@ async def test_every_endpoint_answers_an_envelope(cluster, path, method):
     for token in (None, "garbage", token_a):
         for body in (None, b"{", b'{"date_from": "yesterday", "token": 5}'):
             status, resp, _ = await call(method, cpo.config.public_url + path + "?date_from=nonsense&limit=x",
-                                         token, raw=body)
+                                         token, body)
             assert status < 500, (method, path, token, body, resp)
             assert isinstance(resp["status_code"], int) and "timestamp" in resp
             if token in (None, "garbage") and status not in (404, 405):

@@ -15,10 +15,9 @@ from evroam.config import NodeConfig
 from evroam.node import Node
 from evroam.modules.events import Received
 from evroam.store import calllog
-from tests.integration.test_cli import free_port, run, wait_http
-from tests.integration.test_credentials import EMSP
-from tests.integration.test_delivery_faults import change
 from tests.nodes import wait_for
+from tests.partners import EMSP, change
+from tests.services import free_port, run, wait_http
 
 
 @pytest.mark.timeout(240)

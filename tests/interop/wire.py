@@ -11,6 +11,7 @@ from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
 from evroam.store.tables import outbox
+from tests import builders
 from tests.interop.harness import Partner
 
 T = "2026-01-01T00:00:00Z"
@@ -22,33 +23,20 @@ EVROAM_CPO = [("CPO", "NL", "EVC")]
 EVROAM_EMSP = [("EMSP", "NL", "EVE")]
 
 
-def connector(cid: str = "1", tariff_ids: tuple[str, ...] = ()) -> dict:
-    c = {"id": cid, "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-         "max_voltage": 230, "max_amperage": 32, "last_updated": T}
-    if tariff_ids:
-        c["tariff_ids"] = list(tariff_ids)
-    return c
-
-
-def evse(uid: str = "E1", status: str = "AVAILABLE", tariff_ids: tuple[str, ...] = ()) -> dict:
-    return {"uid": uid, "evse_id": f"DE*XWC*{uid}", "status": status, "connectors": [connector(tariff_ids=tariff_ids)],
-            "last_updated": T}
-
-
 def location(cc: str, pid: str, lid: str = "LOC1", updated: str = T, tariff_ids: tuple[str, ...] = ()) -> dict:
-    return {"country_code": cc, "party_id": pid, "id": lid, "publish": True, "address": "Main 1", "city": "Berlin",
-            "country": "DEU", "coordinates": {"latitude": "52.52000", "longitude": "13.40500"},
-            "time_zone": "Europe/Berlin", "evses": [evse(tariff_ids=tariff_ids)], "last_updated": updated}
+    """In Berlin, where the partner is; EVSE E1."""
+    return builders.location(lid, cc, pid, updated=updated,
+                             evses=[builders.evse(evse_id="DE*XWC*E1", updated=T, tariff_ids=tariff_ids)],
+                             city="Berlin", country="DEU", coordinates={"latitude": "52.52000", "longitude": "13.40500"},
+                             time_zone="Europe/Berlin")
 
 
 def tariff(cc: str, pid: str, tid: str = "T1") -> dict:
-    return {"country_code": cc, "party_id": pid, "id": tid, "currency": "EUR",
-            "elements": [{"price_components": [{"type": "ENERGY", "price": 0.30, "step_size": 1}]}],
-            "last_updated": T}
+    return builders.tariff(tid, cc, pid, price=0.30)
 
 
 def cdr_token(cc: str, pid: str, uid: str = "TOK1") -> dict:
-    return {"country_code": cc, "party_id": pid, "uid": uid, "type": "RFID", "contract_id": f"{cc}-{pid}-C1"}
+    return builders.cdr_token(cc, pid, uid, type="RFID")
 
 
 def period(start: str, kwh: float) -> dict:
@@ -74,8 +62,8 @@ def partner_cdr(cc: str, pid: str, token: dict, cid: str = "CDR1") -> dict:
 
 
 def token(cc: str, pid: str, uid: str, *, valid: bool = True, whitelist: str = "NEVER", type_: str = "RFID") -> dict:
-    return {"country_code": cc, "party_id": pid, "uid": uid, "type": type_, "contract_id": f"{cc}-{pid}-{uid}",
-            "issuer": "extrawest", "valid": valid, "whitelist": whitelist, "last_updated": T}
+    return builders.token(uid, cc, pid, type=type_, contract_id=f"{cc}-{pid}-{uid}", issuer="extrawest", valid=valid,
+                          whitelist=whitelist)
 
 
 # --- pairing ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from evroam.ocpi.tariffs import (
     TariffDimensionType,
     TariffType,
 )
-from tests.conftest import load_example
+from tests.examples import load_example
 
 # --- hand-built valid objects ---------------------------------------------------------
 

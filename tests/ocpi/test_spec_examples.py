@@ -19,7 +19,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from evroam.ocpi.base import OcpiModel, error_text
-from tests.conftest import EXAMPLES, load_example, spec_examples_dir
+from tests.examples import EXAMPLES, load_example, spec_examples_dir
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evroam.ocpi.cdrs import CdrLocation
+from evroam.ocpi.sessions import Session
 from evroam.ocpi.tariffs import Tariff
 
 WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]
@@ -134,3 +136,34 @@ HAND_BUILT = {name: globals()[name] for name in SPEC_FILES}
 def rounded_to(value: Decimal, example: str) -> Decimal:
     """`value` rounded half-up to the precision the spec printed `example` with."""
     return value.quantize(Decimal(example), rounding="ROUND_HALF_UP")
+
+
+# --- a Session and where it happened, for the CDR builder ----------------------------------------
+
+TOKEN = {"country_code": "NL", "party_id": "EMS", "uid": "04A1B2C3", "type": "RFID", "contract_id": "NL-EMS-C00001"}
+LOCATION = CdrLocation.from_wire({
+    "id": "LOC1", "name": "Stationsplein", "address": "Stationsplein 1", "city": "Utrecht", "postal_code": "3511",
+    "country": "NLD", "coordinates": {"latitude": "52.089210", "longitude": "5.110150"}, "evse_uid": "EVSE-1",
+    "evse_id": "NL*EVR*E0001", "connector_id": "1", "connector_standard": "IEC_62196_T2",
+    "connector_format": "SOCKET", "connector_power_type": "AC_3_PHASE",
+})
+
+
+def session(periods, *, start="2024-05-13T07:30:00Z", end="2024-05-13T11:15:00Z", kwh=20.0, sid="S-1"):
+    return Session.from_wire({
+        "country_code": "NL", "party_id": "EVR", "id": sid, "start_date_time": start, "end_date_time": end,
+        "kwh": kwh, "cdr_token": TOKEN, "auth_method": "AUTH_REQUEST", "authorization_reference": "AUTH-1",
+        "location_id": "LOC1", "evse_uid": "EVSE-1", "connector_id": "1", "currency": "EUR",
+        "charging_periods": periods, "status": "COMPLETED", "last_updated": end,
+    })
+
+
+# tariff_4 case (a) as a Session: Monday 09:30 local, 165 min at 16 A, then 42 min parked.
+CASE_A = session(
+    [
+        {"start_date_time": "2024-05-13T07:30:00Z",
+         "dimensions": [{"type": "ENERGY", "volume": 20}, {"type": "MAX_CURRENT", "volume": 16}]},
+        {"start_date_time": "2024-05-13T10:15:00Z", "dimensions": [{"type": "PARKING_TIME", "volume": 0.7}]},
+    ],
+    end="2024-05-13T10:57:00Z",
+)

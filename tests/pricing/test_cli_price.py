@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from evroam.cli_price import EXIT_INPUT, EXIT_MISMATCH, register
 from evroam.pricing import build_cdr
 from tests.pricing import fixtures as fx
-from tests.pricing.test_builder_and_check import CASE_A, LOCATION
+from tests.pricing.fixtures import CASE_A, LOCATION
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 
 from evroam.ocpi.tariffs import Tariff
 from evroam.pricing import MissingVat, PricingPolicy, StepBasis, TimeStepMode, Timeline, charging, parking, price
-from tests.conftest import load_example
+from tests.examples import load_example
 from tests.pricing import fixtures as fx
 from tests.pricing.fixtures import D, local
 

@@ -16,7 +16,7 @@ import pytest
 from evroam.ocpi.cdrs import CDR
 from evroam.ocpi.tariffs import Tariff
 from evroam.pricing import PricingPolicy, Timeline, charging, check_cdr, parking, price, reservation
-from tests.conftest import load_example
+from tests.examples import load_example
 from tests.pricing import fixtures as fx
 from tests.pricing.fixtures import D, el, local, pc, rounded_to, tariff, utc
 

@@ -1,1 +1,0 @@
-from tests.nodes import cluster  # noqa: F401
