@@ -26,6 +26,7 @@ from evroam.server.hooks import HookLoadError, Hooks, load_setup
 from evroam.ocpi.base import OcpiModel
 from evroam.ocpi.modules import OBJECT_MODULES, ObjectModule
 from evroam.parties.handshake import Handshake
+from evroam.server.app import close as close_app
 from evroam.server.app import create_app
 from evroam.server.context import ServerContext
 from evroam.store import calllog
@@ -166,6 +167,8 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._serve_task
             self._server = None
+        if self._app is not None:
+            await close_app(self._app)
         await self._pruner.stop()
         if self.callbacks is not None:
             await self.callbacks.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from evroam.ocpi.modules import INTERFACES
+from evroam.ocpi.modules import INTERFACES, ObjectModule
 from evroam.ocpi.versions import Endpoint, InterfaceRole, VersionNumber
 from evroam.server import (
     cdrs,
@@ -22,7 +22,9 @@ from evroam.server import (
 from evroam.server.access import AccessLogMiddleware
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
+from evroam.server.fastpath import FastSender
 from evroam.server.middleware import BodyLimit, OcpiMiddleware
+from evroam.server.objects import fast_get_one_of
 from evroam.server.routing import interface_path
 from evroam.store.calllog import CallLog
 
@@ -60,6 +62,7 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
     app.include_router(versions.router)
     app.include_router(credentials.router)
     ctx.endpoints = []
+    fast: dict[str, ObjectModule] = {}
     for module, iface in interfaces_for(ctx):
         sender, receiver = MODULE_ROUTERS[module]
         router = sender if iface == InterfaceRole.SENDER else receiver
@@ -67,10 +70,20 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
             continue
         path = interface_path(V, module, iface)
         app.include_router(router, prefix=path)
+        if (served := fast_get_one_of(router)) is not None:
+            fast[path] = served
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
     # Added first, so it runs inside OcpiMiddleware: a refused body is in the call log too.
     app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
+    app.add_middleware(FastSender, ctx=ctx, get_one=fast)
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     if access_log:  # outermost, so it times and sees everything the others do
         app.add_middleware(AccessLogMiddleware)
     return app
+
+
+async def close(app: FastAPI) -> None:
+    """What the app opened besides the engine (the fast path's reader)."""
+    ctx: ServerContext = app.state.ctx
+    while ctx.closers:
+        await ctx.closers.pop()()

@@ -6,6 +6,7 @@ knows the shape of the service it calls.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +49,8 @@ class ServerContext:
     # Request bodies larger than this are refused with 413 (server/middleware.BodyLimit).
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     location_limits: LocationLimits = field(default_factory=LocationLimits)
+    # Run when the node stops: what the app opened besides the engine (server/fastpath.py).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def our_keys(self, role: Role) -> set[tuple[str, str]]:
         return {(cc, pid) for r, cc, pid in self.roles if r == role}

@@ -49,6 +49,7 @@ from evroam.store.locations import (
 
 sender = APIRouter()
 receiver = APIRouter()
+common.serve_get_one_fast(sender, LOCATIONS)
 
 LOC = "/{location_id}"
 EVSE_PATH = "/{location_id}/{evse_uid}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -74,6 +74,17 @@ async def sender_list(request: Request, module: ObjectModule, *, ref_keys: set[s
                                       date_from=page.date_from, date_to=page.date_to, ref_keys=ref_keys,
                                       include_stale=False)
     return paged_response(request, page, total, repo.splice(docs))
+
+
+def serve_get_one_fast(router: APIRouter, module: ObjectModule) -> None:
+    """Say that `router`'s GET /{id} answers `sender_get_one(module)` as it
+    is: create_app then answers it on the fast path first (server/fastpath.py),
+    and the route answers whatever that path leaves to it."""
+    router.fast_get_one = module  # type: ignore[attr-defined]
+
+
+def fast_get_one_of(router: APIRouter) -> ObjectModule | None:
+    return getattr(router, "fast_get_one", None)
 
 
 async def sender_get_one(request: Request, module: ObjectModule, object_id: str) -> str:
