@@ -15,7 +15,10 @@ per-statement work of SQLAlchemy and its pre-ping per checkout.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import urllib.parse
 from dataclasses import dataclass
 
 from sqlalchemy.engine import URL
@@ -53,7 +56,8 @@ class SqliteReader:
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=0, isolation_level=None,
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA query_only=ON")
         return conn
@@ -84,6 +88,7 @@ class PgReader:
         self.dsn = dsn
         self.max_size = max_size
         self._pool = None
+        self._opening: asyncio.Future | None = None  # one pool, however many requests come first
         self._closed = False
 
     async def token_and_object(self, module: str, oid_key: str, hashes: tuple[str, str]) -> list[TokenRow] | None:
@@ -93,12 +98,29 @@ class PgReader:
             return None
         try:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.max_size)
+                await self._open()
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(PG_SQL, module, oid_key, *hashes)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the ordinary path answers, or says what is wrong
         return [TokenRow(*r) for r in rows]
+
+    async def _open(self) -> None:
+        import asyncpg
+
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(asyncpg.create_pool(self.dsn, min_size=1, max_size=self.max_size))
+        try:
+            pool = await asyncio.shield(self._opening)
+        except asyncio.CancelledError:
+            raise  # this request went away; the pool still opens for the others
+        except BaseException:
+            self._opening = None  # the next request tries again
+            raise
+        if self._closed:
+            await pool.close()
+            raise OSError("closed")
+        self._pool = pool
 
     async def close(self) -> None:
         self._closed = True
