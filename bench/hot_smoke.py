@@ -112,21 +112,50 @@ def body_size(url: str) -> int:
         return len(r.read())
 
 
-def measure(url: str, seconds: int, rounds: int) -> tuple[float, float, str]:
-    size = body_size(url)
-    port = free_port()
-    bare = subprocess.Popen([PY, "-c", BARE, str(port), str(size)])
+def rounds_of(urls: dict[str, str], seconds: int, rounds: int) -> dict[str, tuple[float, float, str]]:
+    """Each URL's best rate and its baseline's, measured in turns (the baseline,
+    then each URL, then again), so a change in the machine's load hits all alike."""
+    bares, best = {}, {name: [0.0, 0.0, ""] for name in urls}
     try:
-        wait_http(f"http://127.0.0.1:{port}/")
-        base, ours, p99 = [], [], ""
+        for name, url in urls.items():
+            port = free_port()
+            bares[name] = (port, subprocess.Popen([PY, "-c", BARE, str(port), str(body_size(url))]))
+            wait_http(f"http://127.0.0.1:{port}/")
         for _ in range(rounds):
-            base.append(wrk(f"http://127.0.0.1:{port}/x", seconds, auth=False)[0])
-            r, p99 = wrk(url, seconds)
-            ours.append(r)
+            for name, url in urls.items():
+                base = wrk(f"http://127.0.0.1:{bares[name][0]}/x", seconds, auth=False)[0]
+                rate, p99 = wrk(url, seconds)
+                row = best[name]
+                row[1] = max(row[1], base)
+                if rate > row[0]:
+                    row[0], row[2] = rate, p99
     finally:
-        bare.terminate()
-        bare.wait()
-    return max(ours), max(base), p99
+        for _, bare in bares.values():
+            bare.terminate()
+            bare.wait()
+    return {name: tuple(row) for name, row in best.items()}
+
+
+def prepare(args: argparse.Namespace, count: int) -> NodeConfig:
+    home = Path(args.cache) / f"{args.backend}-{count}"
+    port = free_port()
+    db = None
+    if args.backend == "postgresql":
+        db = f"postgresql+asyncpg://{PG.split('://', 1)[1].rsplit('/', 1)[0]}/evroam_hot_{count}"
+    cfg = NodeConfig(home=home, public_url=f"http://127.0.0.1:{port}", name="cpo", port=port, db=db,
+                     run_workers=False, log_level="warning",
+                     roles=[RoleConfig(role=Role.CPO, country_code="NL", party_id="EVR", name="cpo")])
+    if not (home / "built").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        if db:
+            asyncio.run(new_pg_db(f"evroam_hot_{count}"))
+        t = time.perf_counter()
+        asyncio.run(build(cfg, count))
+        print(f"built {count} in {time.perf_counter() - t:.0f}s", flush=True)
+        (home / "built").touch()
+    cfg.save()
+    return cfg
 
 
 def main() -> None:
@@ -138,45 +167,27 @@ def main() -> None:
     ap.add_argument("--page", action="store_true", help="also GET a page of 50")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "evroam-hot-smoke"))
     args = ap.parse_args()
-    rates = {}
-    for count in map(int, args.counts.split(",")):
-        home = Path(args.cache) / f"{args.backend}-{count}"
-        port = free_port()
-        db = None
-        if args.backend == "postgresql":
-            db = f"postgresql+asyncpg://{PG.split('://', 1)[1].rsplit('/', 1)[0]}/evroam_hot_{count}"
-        cfg = NodeConfig(home=home, public_url=f"http://127.0.0.1:{port}", name="cpo", port=port, db=db,
-                         run_workers=False, log_level="warning",
-                         roles=[RoleConfig(role=Role.CPO, country_code="NL", party_id="EVR", name="cpo")])
-        if not (home / "built").exists():
-            shutil.rmtree(home, ignore_errors=True)
-            home.mkdir(parents=True)
-            if db:
-                asyncio.run(new_pg_db(f"evroam_hot_{count}"))
-            t = time.perf_counter()
-            asyncio.run(build(cfg, count))
-            print(f"built {count} in {time.perf_counter() - t:.0f}s", flush=True)
-            (home / "built").touch()
-        cfg.save()
-        server = subprocess.Popen([PY, "-m", "evroam", "serve", "--home", str(home)])
-        try:
+    counts = [int(c) for c in args.counts.split(",")]
+    configs = {count: prepare(args, count) for count in counts}
+    servers = [subprocess.Popen([PY, "-m", "evroam", "serve", "--home", str(cfg.home)]) for cfg in configs.values()]
+    try:
+        urls = {}
+        for count, cfg in configs.items():
             wait_http(cfg.versions_url)
-            one = f"{cfg.public_url}/ocpi/2.2.1/sender/locations/LOC{count // 2:06d}"
-            ours, base, p99 = measure(one, args.seconds, args.rounds)
-            rates[count] = ours
-            print(f"{args.backend} {count:>6} GET one : {ours:8.0f} req/s (p99 {p99}), baseline {base:8.0f}, "
-                  f"ratio {ours / base:.3f}", flush=True)
+            urls[f"{count:>6} GET one"] = f"{cfg.public_url}/ocpi/2.2.1/sender/locations/LOC{count // 2:06d}"
             if args.page:
-                page = f"{cfg.public_url}/ocpi/2.2.1/sender/locations?offset=100&limit=50"
-                ours, base, p99 = measure(page, args.seconds, args.rounds)
-                print(f"{args.backend} {count:>6} page 50 : {ours:8.0f} req/s (p99 {p99}), baseline {base:8.0f}, "
-                      f"ratio {ours / base:.3f}", flush=True)
-        finally:
+                urls[f"{count:>6} page 50"] = f"{cfg.public_url}/ocpi/2.2.1/sender/locations?offset=100&limit=50"
+        results = rounds_of(urls, args.seconds, args.rounds)
+    finally:
+        for server in servers:
             server.terminate()
             server.wait()
-    if len(rates) == 2:
-        small, large = sorted(rates)
-        print(f"{args.backend} GET one {large} vs {small}: {rates[large] / rates[small]:.3f}")
+    for name, (ours, base, p99) in results.items():
+        print(f"{args.backend} {name}: {ours:8.0f} req/s (p99 {p99}), baseline {base:8.0f}, ratio {ours / base:.3f}")
+    if len(counts) == 2:
+        small, large = sorted(counts)
+        ratio = results[f"{large:>6} GET one"][0] / results[f"{small:>6} GET one"][0]
+        print(f"{args.backend} GET one {large} vs {small}: {ratio:.3f}")
     print(json.dumps({"load": os.getloadavg()}))
 
 
