@@ -54,6 +54,9 @@ class Module:
     # Whether a Receiver's object URL ends in the id: {cc}/{pid}/{id}. HubClientInfo's
     # is {cc}/{pid}, the party it describes.
     id_in_url: bool = True
+    # The Sender's GET /{id} answers the stored document as it is, so the fast
+    # path (server/fastpath.py) may serve it before FastAPI's routing.
+    fast_get_one: bool = False
     # PATCH fields whose values are appended to the stored list instead of replacing it.
     appended: tuple[str, ...] = ()
     # How a Receiver PATCH merges into the stored document (None: fields replace).

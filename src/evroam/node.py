@@ -27,6 +27,7 @@ from evroam.ocpi.base import OcpiModel
 from evroam.modules import REGISTRY
 from evroam.module import Module
 from evroam.modules.credentials.handshake import Handshake
+from evroam.server.app import close as close_app
 from evroam.server.app import create_app
 from evroam.server.context import ServerContext
 from evroam.store import calllog
@@ -168,6 +169,8 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._serve_task
             self._server = None
+        if self._app is not None:
+            await close_app(self._app)
         await self._pruner.stop()
         if self.callbacks is not None:
             await self.callbacks.close()
@@ -295,7 +298,7 @@ class Node:
 
     async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,  # noqa: A002
                         evse_uids: list[str] | None = None, **kw: Any):  # noqa: ANN201
-        """CPO side: may token (uid, type) charge here? See parties/authorization.py."""
+        """CPO side: may token (uid, type) charge here? See modules/tokens/client.py."""
         from evroam.modules.tokens.client import authorize
 
         return await authorize(self, uid, type, location_id, evse_uids, **kw)

@@ -1,6 +1,6 @@
 """Tokens between an eMSP and a CPO (mod_tokens.asciidoc): the Sender list and
 real-time authorize at the eMSP, the Receiver at the CPO, push and pull, and
-the CPO's whitelist-driven authorization (parties/authorization.py)."""
+the CPO's whitelist-driven authorization (modules/tokens/client.py)."""
 
 from __future__ import annotations
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from evroam.module import REGISTRY
+from evroam.module import REGISTRY, Module
 from evroam.ocpi.versions import Endpoint, InterfaceRole, VersionNumber
 from evroam.server import errors, health
 from evroam.server.access import AccessLogMiddleware
 from evroam.server.body import UnknownFieldLog
 from evroam.server.context import ServerContext
+from evroam.server.fastpath import FastSender
 from evroam.server.middleware import BodyLimit, OcpiMiddleware
 from evroam.server.routing import interface_path
 from evroam.store.calllog import CallLog
@@ -40,15 +41,26 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
         if not m.interfaces and m.sender is not None:
             app.include_router(m.sender)
     ctx.endpoints = []
+    fast: dict[str, Module] = {}
     for module, iface, router in interfaces_for(ctx):
         if not router.routes:  # an interface with nothing to serve is not published
             continue
         path = interface_path(V, module, iface)
         app.include_router(router, prefix=path)
+        if iface == InterfaceRole.SENDER and REGISTRY[module].fast_get_one:
+            fast[path] = REGISTRY[module]
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
     # Added first, so it runs inside OcpiMiddleware: a refused body is in the call log too.
     app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
+    app.add_middleware(FastSender, ctx=ctx, get_one=fast)
     app.add_middleware(OcpiMiddleware, call_log=call_log)
     if access_log:  # outermost, so it times and sees everything the others do
         app.add_middleware(AccessLogMiddleware)
     return app
+
+
+async def close(app: FastAPI) -> None:
+    """What the app opened besides the engine (the fast path's reader)."""
+    ctx: ServerContext = app.state.ctx
+    while ctx.closers:
+        await ctx.closers.pop()()

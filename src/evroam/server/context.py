@@ -1,11 +1,12 @@
 """What the server needs from the node that assembles it.
 
-The handshake itself lives in `parties/` (above this layer); the server only
+The handshake itself lives in `modules/credentials/handshake.py` (above this layer); the server only
 knows the shape of the service it calls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +46,8 @@ class ServerContext:
     # Request bodies larger than this are refused with 413 (server/middleware.BodyLimit).
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     location_limits: LocationLimits = field(default_factory=LocationLimits)
+    # Run when the node stops: what the app opened besides the engine (server/fastpath.py).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def our_keys(self, role: Role) -> set[tuple[str, str]]:
         return {(cc, pid) for r, cc, pid in self.roles if r == role}

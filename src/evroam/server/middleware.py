@@ -12,7 +12,8 @@ import uuid
 
 from evroam.ocpi.status import StatusCode
 from evroam.server.responses import ocpi_response
-from evroam.store.calllog import CallLog, CallRecord, redact
+from evroam.server.routing import header_bytes as routing_headers
+from evroam.store.calllog import CallLog, CallRecord
 
 
 class OcpiMiddleware:
@@ -34,9 +35,7 @@ class OcpiMiddleware:
             scope["path"] = path = _SLASHES.sub("/", path)
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path = path.rstrip("/") or "/"
-        req_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = req_headers.get("x-request-id") or str(uuid.uuid4())
-        correlation_id = req_headers.get("x-correlation-id") or str(uuid.uuid4())
+        request_id, correlation_id = _ids(scope["headers"])
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["correlation_id"] = correlation_id
@@ -45,6 +44,7 @@ class OcpiMiddleware:
         resp_body = bytearray()
         status_holder: list[int] = []
         cap = self.call_log.body_cap if self.call_log else 0
+        ids = [(b"x-request-id", request_id.encode("latin-1")), (b"x-correlation-id", correlation_id.encode("latin-1"))]
 
         async def receive_wrapper():  # noqa: ANN202
             message = await receive()
@@ -55,15 +55,14 @@ class OcpiMiddleware:
         async def send_wrapper(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
                 status_holder.append(message["status"])
-                hdrs = [(k, v) for k, v in message.get("headers", [])
-                        if k.lower() not in (b"x-request-id", b"x-correlation-id")]
-                hdrs.append((b"x-request-id", request_id.encode("latin-1")))
-                hdrs.append((b"x-correlation-id", correlation_id.encode("latin-1")))
-                # Noted by authenticate_registered, on functional modules only.
-                routing = state.get("routing")
-                if routing is not None:
+                hdrs = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _ID_HEADERS]
+                hdrs += ids
+                # Noted by authenticate_registered (or the fast path), on functional modules only.
+                noted = state.get("routing_raw") or (
+                    routing_headers(state["routing"]) if state.get("routing") is not None else None)
+                if noted is not None:
                     hdrs = [(k, v) for k, v in hdrs if not k.lower().startswith(b"ocpi-")]
-                    hdrs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in routing.headers().items()]
+                    hdrs += noted
                 message = {**message, "headers": hdrs}
             elif message["type"] == "http.response.body" and logged and len(resp_body) <= cap:
                 resp_body.extend(message.get("body", b""))
@@ -89,13 +88,29 @@ class OcpiMiddleware:
                     party_id=state.get("party_id"),
                     request_id=request_id,
                     correlation_id=correlation_id,
-                    request_body=redact(bytes(req_body), cap),
-                    response_body=redact(bytes(resp_body), cap),
+                    # Redacted when the batch is written (CallLog.flush), off the request path.
+                    request_body=bytes(req_body) or None,
+                    response_body=bytes(resp_body) or None,
                     error=error,
                 ))
 
 
 _SLASHES = re.compile(r"//+")
+_ID_HEADERS = (b"x-request-id", b"x-correlation-id")
+
+
+def _ids(headers) -> tuple[str, str]:  # noqa: ANN001
+    """X-Request-ID and X-Correlation-ID as the request gives them (the last
+    of a repeated one), or new ones."""
+    request_id = correlation_id = None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"x-request-id":
+            request_id = value
+        elif name == b"x-correlation-id":
+            correlation_id = value
+    return (request_id.decode("latin-1") if request_id else str(uuid.uuid4()),
+            correlation_id.decode("latin-1") if correlation_id else str(uuid.uuid4()))
 
 
 def _status_code_of(body: bytearray) -> int | None:

@@ -111,6 +111,11 @@ def receiving_party(ctx: ServerContext, addressed: Key | None, module: str | Non
     return (ctx.roles[0][1], ctx.roles[0][2]) if ctx.roles else None
 
 
+def header_bytes(found: Routing) -> list[tuple[bytes, bytes]]:
+    """The routing headers as the middleware sends them."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in found.headers().items()]
+
+
 def claimed(request: Request) -> RoutingRequest:
     """The request's routing headers as checked by note(); empty before it."""
     return getattr(request.state, "routing_request", None) or RoutingRequest()

@@ -123,6 +123,8 @@ objects = sa.Table(
     sa.Column("note", sa.Text),
     sa.UniqueConstraint("module", "owner_id", "cc_key", "pid_key", "oid_key", "type_key"),
     sa.Index("ix_objects_listing", "module", "owner_id", "last_updated", "id"),
+    sa.Index("ix_objects_oid", "module", "owner_id", "oid_key", "id"),
+    sa.Index("ix_objects_page", "module", "owner_id", "stale", "id"),
 )
 
 # Durable delivery of our changes to partners. One PENDING row per

@@ -15,7 +15,7 @@ roles and limits) or a bare engine (only a stored Location changes, under the
 default limits).
 `at` (default now) becomes the changed object's last_updated, but no
 last_updated ever goes back: a Receiver keeps its newer version against an
-older push (server/locations.py), so going back would leave it behind.
+older push (receiver.py), so going back would leave it behind.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Location documents: an EVSE or Connector lives inside its Location's
-document. The helpers both sides need (the Receiver in server/locations.py,
-our own changes in sync/locations.py): lookups, duplicate ids, the
+document. The helpers both sides need (the Receiver in receiver.py,
+our own changes in owner.py): lookups, duplicate ids, the
 last_updated rule, and the per-Location lock."""
 
 from __future__ import annotations
