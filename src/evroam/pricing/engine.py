@@ -45,9 +45,9 @@ from evroam.pricing.timeline import Timeline
 
 ZERO = Decimal(0)
 _H = Decimal(3_600_000_000)
-_THOUSAND = Decimal(1000)
 _ONE = Decimal(1)
 _UWH = Decimal("1e-9")  # kWh: one µWh
+_E9 = Decimal("1e9")
 _US = 1_000_000
 CHARGING_K, PARKING_K, RESERVATION_K = 0, 1, 2
 
@@ -113,14 +113,10 @@ def _vat_ratio(other_ex: Decimal | None, other_in: Decimal | None, sum_ex: Decim
     return sum_in / sum_ex
 
 
-def _hours(us: int, places: int, rounding: str) -> Decimal:
-    """µs as hours rounded to `places`, by integer arithmetic (no Decimal division)."""
+def _hours(us: int, places: int, rounding: str, quantum: Decimal) -> Decimal:
+    """µs as hours rounded to `places` (`quantum` is 10**-places), by integer arithmetic (no Decimal division)."""
     if not us:
-        # Common (no reservation, no parking): the same Decimal, built once.
-        z = _ZERO_HOURS.get(places)
-        if z is None:
-            z = _ZERO_HOURS[places] = Decimal(0).scaleb(-places)
-        return z
+        return _ZERO_HOURS[places]
     q, r = divmod(us * _POW10[places], 3_600_000_000)
     if r:
         twice = 2 * r
@@ -132,11 +128,14 @@ def _hours(us: int, places: int, rounding: str) -> Decimal:
             q += twice > 3_600_000_000
         elif rounding in (ROUND_UP, ROUND_CEILING):
             q += 1
-    return Decimal(q).scaleb(-places)
+    # Exact (q has far fewer than 28 digits): the same Decimal as
+    # Decimal(q).scaleb(-places), for a third of the cost.
+    return Decimal(q) * quantum
 
 
 _POW10 = [10**k for k in range(13)]
-_ZERO_HOURS: dict[int, Decimal] = {}
+# Common (no reservation, no parking): the same Decimal, built once.
+_ZERO_HOURS = [Decimal(0).scaleb(-k) for k in range(13)]
 
 
 def _run(
@@ -202,18 +201,14 @@ def _pieces(
     session's energy.
     """
     stable = offsets.stable
-    off = 0
-    off_until = -1  # the UTC offset `off` holds until this instant
+    off, off_until = 0, -1  # the UTC offset `off` holds until `off_until`
     periods = timeline._raw
-    res_start = periods[0][0]
-    session_start = timeline._session_start_us
+    res_start, session_start = periods[0][0], timeline._session_start_us
     cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
     # The next instant at which a restriction may change outcome (time of
-    # day, UTC offset, duration threshold), cached while still ahead.
+    # day, UTC offset, duration threshold, tariff switch), cached while still ahead.
     nb_any = -1
-    seg_i = 0
-    seg_to = segments[0][1]
-    ct = segments[0][2]
+    seg_i, seg_to, ct = 0, segments[0][1], segments[0][2]
     used = [] if ct is None else [ct]
     t_local, t_tod, t_dur, t_kwh = _bounds(ct)
     pieces: list[Piece] = []
@@ -241,21 +236,10 @@ def _pieces(
             dur = start - session_start
         if split and end - start > 1:
             if start >= nb_any:
-                # Inline, not a function: this runs for nearly every period.
-                nb_any = POS_INF
-                if t_local:
-                    j = bisect_right(t_tod, sod)
-                    b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
-                    nb_any = (local_s - sod + b - off) * _US
-                    # A UTC offset change (DST) inside the period: split there
-                    # too, so each piece is judged in its own local time.
-                    if off_until < nb_any:
-                        nb_any = off_until
-                if t_dur:
-                    j = bisect_right(t_dur, dur)
-                    if j < len(t_dur) and start - dur + t_dur[j] < nb_any:
-                        nb_any = start - dur + t_dur[j]
-            cut = nb_any if nb_any < seg_to else seg_to
+                # Only when a period starts past the cached boundary: periods
+                # mostly end where the CPO already split them.
+                nb_any = _next_boundary(start, local_s, sod, off, off_until, dur, seg_to, t_local, t_tod, t_dur)
+            cut = nb_any
             head_energy = None
             if t_kwh and kind == CHARGING_K and energy > 0:
                 cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
@@ -267,6 +251,29 @@ def _pieces(
         if kind != RESERVATION_K and (ct is None or energy):
             cum_kwh += energy
     return pieces, used, cum_kwh
+
+
+def _next_boundary(start: int, local_s: int, sod: int, off: int, off_until: int, dur: int, seg_to: int,
+                   t_local: bool, t_tod: tuple[int, ...], t_dur: tuple[int, ...]) -> int:
+    """The first instant after `start` at which a restriction may change outcome, at most `seg_to`."""
+    nb = seg_to
+    if t_local:
+        j = bisect_right(t_tod, sod)
+        b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
+        b = (local_s - sod + b - off) * _US
+        # A UTC offset change (DST) inside the period: split there too, so
+        # each piece is judged in its own local time.
+        if off_until < b:
+            b = off_until
+        if b < nb:
+            nb = b
+    if t_dur:
+        j = bisect_right(t_dur, dur)
+        if j < len(t_dur) and start - dur + t_dur[j] < nb:
+            nb = start - dur + t_dur[j]
+    return nb
+
+
 def _enter_segment(segments: list[Segment], seg_i: int, start: int,
                    used: list[CompiledTariff]) -> tuple[int, int, CompiledTariff | None]:
     """The tariff segment `start` falls in (from `seg_i` on), its end and tariff; notes the tariff as used."""
@@ -338,8 +345,7 @@ def _match_pieces(
     last_time: list[Any] | None = None
     last_res: list[Any] | None = None
     times = [0, 0, 0]
-    for piece in pieces:
-        cur, ct, sod, day, dow, dur, cum_kwh = piece
+    for cur, ct, sod, day, dow, dur, cum_kwh in pieces:
         _s, _e, kind, qty, energy, cmin, cmax, pmin, pmax = cur
         lines: list[list[Any]] = []
         rows.append((cur, ct, lines))
@@ -347,7 +353,8 @@ def _match_pieces(
         if kind == RESERVATION_K:
             if ct is not None:
                 res_flat_done, line = _match_reservation(
-                    acc, lines, piece, res_code, flat_first_match, res_flat_done, seen_res)
+                    acc, lines, (cur, ct, sod, day, dow, dur, cum_kwh), res_code, flat_first_match, res_flat_done,
+                    seen_res)
                 if line is not None:
                     last_res = line
             seen_res = True
@@ -428,19 +435,22 @@ def _priced_volumes(acc: dict[Any, Any]) -> tuple[Any, ...]:
     """What the components priced (FLAT excluded): kWh, charging, parking and reservation µs."""
     priced = [ZERO, 0, 0, 0, 0]
     for c, q in acc.items():
-        if c.dim:
-            priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
+        dim = c.dim
+        if dim:
+            priced[4 if c.cat == CAT_RESERVATION else dim] += q
     return priced[ENERGY], priced[TIME], priced[PARKING], priced[4]
 
 
 def _round_energy_up(line: list[Any], acc: dict[Any, Any], total: Decimal) -> None:
     # Representation noise (a sum of 28-digit parts) must not cost a whole step.
     total = total.quantize(_UWH)
-    if total > 0:
-        step = line[0].step
-        q, r = divmod(total * _THOUSAND, step)
+    if total > ZERO:
+        # In whole µWh (exact: `total` has exponent -9). The extra is built
+        # with exponent -9, as (q + 1) * step / 1000 - total would be.
+        step_uwh = line[0].step * 1_000_000
+        r = int(total * _E9) % step_uwh
         if r:
-            extra = ((q + 1) * step) / _THOUSAND - total
+            extra = Decimal(step_uwh - r) * _UWH
             line[2] += extra
             acc[line[0]] += extra
 
@@ -516,48 +526,43 @@ def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex
 def _cdr_totals(policy: PricingPolicy, ex: list[Decimal], inc: list[Decimal], unknown_cats: int, tot_ex: Decimal,
                 tot_in: Decimal | None, cum_kwh: Decimal, times: list[int]) -> CdrTotals:
     """The CDR totals, rounded per the policy (the only rounding of amounts)."""
-    rq = _quantum(policy.places)
+    got = _POLICY_QUANTA.get(id(policy))
+    if got is None or got[0] is not policy:
+        got = _policy_quanta(policy)
+    _p, rq, vq, zero = got
     rnd = policy.rounding
-    vq = _quantum(policy.volume_places)
-    zero = _zero_money(rq)
-    rounded = [
-        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
-        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
-        for c in range(5)
-    ]
+    rounded = [zero, zero, zero, zero, zero]
+    for c in range(5):
+        unknown = unknown_cats >> c & 1
+        if ex[c] or inc[c] or unknown:
+            rounded[c] = _money(Money, (ex[c].quantize(rq, rnd), None if unknown else inc[c].quantize(rq, rnd)))
+    places = policy.volume_places
+    t_charging, t_parking, t_reservation = times
     return _money(CdrTotals, (
         _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
-        rounded[0],
-        rounded[1],
-        rounded[2],
-        rounded[3],
-        rounded[4],
+        *rounded,
         cum_kwh.quantize(vq, rnd),
-        _hours(times[0] + times[1], policy.volume_places, rnd),
-        _hours(times[1], policy.volume_places, rnd),
-        _hours(times[2], policy.volume_places, rnd),
+        _hours(t_charging + t_parking, places, rnd, vq),
+        _hours(t_parking, places, rnd, vq),
+        _hours(t_reservation, places, rnd, vq),
     ))
 
 
-_QUANTA: dict[int, Decimal] = {}
-_ZEROS: dict[Decimal, Money] = {}
+# Per policy (by identity: hashing a PricingPolicy costs more than what is
+# cached): the amount quantum, the volume quantum, and a zero Money.
+_POLICY_QUANTA: dict[int, tuple[PricingPolicy, Decimal, Decimal, Money]] = {}
 
 
-def _zero_money(q: Decimal) -> Money:
-    z = _ZEROS.get(q)
-    if z is None:
-        z = _ZEROS[q] = Money(ZERO.quantize(q), ZERO.quantize(q))
-    return z
+def _policy_quanta(policy: PricingPolicy) -> tuple[PricingPolicy, Decimal, Decimal, Money]:
+    rq = Decimal(1).scaleb(-policy.places)
+    got = (policy, rq, Decimal(1).scaleb(-policy.volume_places), Money(ZERO.quantize(rq), ZERO.quantize(rq)))
+    if len(_POLICY_QUANTA) > 100:
+        _POLICY_QUANTA.clear()
+    _POLICY_QUANTA[id(policy)] = got
+    return got
 
 
 _money = tuple.__new__
-
-
-def _quantum(places: int) -> Decimal:
-    q = _QUANTA.get(places)
-    if q is None:
-        q = _QUANTA[places] = Decimal(1).scaleb(-places)
-    return q
 
 
 __all__ = ["price"]
