@@ -190,66 +190,66 @@ def _run(
 Piece = tuple[tuple[Any, ...], CompiledTariff | None, int, int, int, int, Decimal]
 
 
-def _pieces(
-    segments: list[Segment], timeline: Timeline, offsets: OffsetCache, split: bool,
-) -> tuple[list[Piece], list[CompiledTariff], Decimal]:
+def _pieces(segments: list[Segment], timeline: Timeline, offsets: OffsetCache,
+            split: bool) -> tuple[list[Piece], list[CompiledTariff], Decimal]:
     """The periods to price, cut wherever a restriction may change outcome.
 
     Restrictions are judged at the start of each piece; with `split`, a period
     is cut at the next time-of-day, UTC offset, duration, kWh or tariff
-    boundary inside it. Also returns the tariffs used (in order) and the
-    session's energy.
+    boundary inside it. Also returns the tariffs used (in order) and the session's energy.
     """
     stable = offsets.stable
     off, off_until = 0, -1  # the UTC offset `off` holds until `off_until`
     periods = timeline._raw
     res_start, session_start = periods[0][0], timeline._session_start_us
     cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
-    # The next instant at which a restriction may change outcome (time of
-    # day, UTC offset, duration threshold, tariff switch), cached while still ahead.
+    # The next instant at which a restriction may change outcome (time of day,
+    # UTC offset, duration threshold, tariff switch), cached while still ahead.
     nb_any = -1
     seg_i, seg_to, ct = 0, segments[0][1], segments[0][2]
     used = [] if ct is None else [ct]
     t_local, t_tod, t_dur, t_kwh = _bounds(ct)
     pieces: list[Piece] = []
-    todo = list(reversed(periods))  # popped from the end; a cut period's tail goes back on
-    while todo:
-        cur = todo.pop()
-        start, end, kind, _q, energy, _cmin, _cmax, _pmin, _pmax = cur
-        if start >= seg_to and seg_i + 1 < len(segments):
-            seg_i, seg_to, ct = _enter_segment(segments, seg_i, start, used)
-            t_local, t_tod, t_dur, t_kwh = _bounds(ct)
-            nb_any = -1
-        if t_local:
-            if start >= off_until:
-                off, off_until = stable(start)
-            local_s = start // _US + off
-            sod = local_s % 86_400
-            day = local_s // 86_400
-            dow = (day + 3) % 7
-        else:
-            local_s = sod = day = dow = 0
-        if kind == RESERVATION_K:
-            dur = start - res_start
-            nb_any = -1  # duration base differs from the session's
-        else:
-            dur = start - session_start
-        if split and end - start > 1:
-            if start >= nb_any:
-                # Only when a period starts past the cached boundary: periods
-                # mostly end where the CPO already split them.
-                nb_any = _next_boundary(start, local_s, sod, off, off_until, dur, seg_to, t_local, t_tod, t_dur)
-            cut = nb_any
-            head_energy = None
-            if t_kwh and kind == CHARGING_K and energy > 0:
-                cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
-            if cut < end:
-                cur, tail = _cut(cur, cut, head_energy)
-                todo.append(tail)
-                energy = cur[4]
-        pieces.append((cur, ct, sod, day, dow, dur, cum_kwh))
-        if kind != RESERVATION_K and (ct is None or energy):
-            cum_kwh += energy
+    for cur in periods:
+        while True:  # once per piece: again on the tail of a cut period
+            start, end, kind, _q, energy, _cmin, _cmax, _pmin, _pmax = cur
+            if start >= seg_to and seg_i + 1 < len(segments):
+                seg_i, seg_to, ct = _enter_segment(segments, seg_i, start, used)
+                t_local, t_tod, t_dur, t_kwh = _bounds(ct)
+                nb_any = -1
+            if t_local:
+                if start >= off_until:
+                    off, off_until = stable(start)
+                local_s = start // _US + off
+                sod = local_s % 86_400
+                day = local_s // 86_400
+                dow = (day + 3) % 7
+            else:
+                local_s = sod = day = dow = 0
+            if kind == RESERVATION_K:
+                dur = start - res_start
+                nb_any = -1  # duration base differs from the session's
+            else:
+                dur = start - session_start
+            tail = None
+            # Nothing to cut in a period that ends by the cached boundary (kWh
+            # bounds aside): most periods, as the CPO already split them.
+            if split and (end > nb_any or t_kwh) and end - start > 1:
+                if start >= nb_any:
+                    nb_any = _next_boundary(start, local_s, sod, off, off_until, dur, seg_to, t_local, t_tod, t_dur)
+                cut = nb_any
+                head_energy = None
+                if t_kwh and kind == CHARGING_K and energy > 0:
+                    cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
+                if cut < end:
+                    cur, tail = _cut(cur, cut, head_energy)
+                    energy = cur[4]
+            pieces.append((cur, ct, sod, day, dow, dur, cum_kwh))
+            if kind != RESERVATION_K and (ct is None or energy):
+                cum_kwh += energy
+            if tail is None:
+                break
+            cur = tail
     return pieces, used, cum_kwh
 
 
