@@ -50,6 +50,9 @@ _UWH = Decimal("1e-9")  # kWh: one µWh
 _E9 = Decimal("1e9")
 _US = 1_000_000
 CHARGING_K, PARKING_K, RESERVATION_K = 0, 1, 2
+# Enum members bound once: looking one up on its class costs more than the test.
+_FIRST_MATCH, _VAT_UNKNOWN, _BILLABLE = FlatMode.FIRST_MATCH, MissingVat.UNKNOWN, StepBasis.BILLABLE
+_COMBINED, _SCALE = TimeStepMode.COMBINED, LimitWithoutInclVat.SCALE
 
 
 def price(
@@ -153,9 +156,9 @@ def _run(
     # prices each line on demand.
     pieces, used, cum_kwh = _pieces(segments, timeline, offsets, policy.split_at_boundaries)
     rows, acc, last_lines, times = _match_pieces(
-        pieces, policy.flat is FlatMode.FIRST_MATCH, 2 if timeline.is_expired_reservation else 1)
+        pieces, policy.flat is _FIRST_MATCH, 2 if timeline.is_expired_reservation else 1)
     _apply_step_size(policy, acc, last_lines, cum_kwh, times)
-    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is MissingVat.UNKNOWN)
+    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is _VAT_UNKNOWN)
     sum_ex = ex[0] + ex[1] + ex[2] + ex[3] + ex[4]
     sum_in = None if unknown_cats else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
     # min_price/max_price are the first tariff's: the one the session started under.
@@ -415,14 +418,14 @@ def _apply_step_size(policy: PricingPolicy, acc: dict[Any, Any], last_lines: tup
     last_energy, last_time, last_res = last_lines
     if last_energy is None and last_time is None and last_res is None:
         return
-    if policy.step_basis is StepBasis.BILLABLE:
+    if policy.step_basis is _BILLABLE:
         kwh, charging_t, parking_t, reservation_t = _priced_volumes(acc)
     else:
         kwh, (charging_t, parking_t, reservation_t) = cum_kwh, times
     if last_energy is not None:
         _round_energy_up(last_energy, acc, kwh)
     if last_time is not None:
-        if policy.time_step is TimeStepMode.COMBINED:
+        if policy.time_step is _COMBINED:
             total_t = charging_t + parking_t
         else:
             total_t = charging_t if last_time[0].dim == TIME else parking_t
@@ -499,7 +502,7 @@ def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex
     limit_applied = None
     if ct is None or (ct.min_excl is None and ct.max_excl is None):
         return tot_ex, tot_in, limit_applied
-    scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
+    scale = policy.limit_without_incl_vat is _SCALE
     if ct.min_excl is not None:
         if tot_ex < ct.min_excl:
             tot_ex = ct.min_excl
