@@ -45,11 +45,14 @@ from evroam.pricing.timeline import Timeline
 
 ZERO = Decimal(0)
 _H = Decimal(3_600_000_000)
-_THOUSAND = Decimal(1000)
 _ONE = Decimal(1)
 _UWH = Decimal("1e-9")  # kWh: one µWh
+_E9 = Decimal("1e9")
 _US = 1_000_000
 CHARGING_K, PARKING_K, RESERVATION_K = 0, 1, 2
+# Enum members bound once: looking one up on its class costs more than the test.
+_FIRST_MATCH, _VAT_UNKNOWN, _BILLABLE = FlatMode.FIRST_MATCH, MissingVat.UNKNOWN, StepBasis.BILLABLE
+_COMBINED, _SCALE = TimeStepMode.COMBINED, LimitWithoutInclVat.SCALE
 
 
 def price(
@@ -113,14 +116,10 @@ def _vat_ratio(other_ex: Decimal | None, other_in: Decimal | None, sum_ex: Decim
     return sum_in / sum_ex
 
 
-def _hours(us: int, places: int, rounding: str) -> Decimal:
-    """µs as hours rounded to `places`, by integer arithmetic (no Decimal division)."""
+def _hours(us: int, places: int, rounding: str, quantum: Decimal) -> Decimal:
+    """µs as hours rounded to `places` (`quantum` is 10**-places), by integer arithmetic (no Decimal division)."""
     if not us:
-        # Common (no reservation, no parking): the same Decimal, built once.
-        z = _ZERO_HOURS.get(places)
-        if z is None:
-            z = _ZERO_HOURS[places] = Decimal(0).scaleb(-places)
-        return z
+        return _ZERO_HOURS[places]
     q, r = divmod(us * _POW10[places], 3_600_000_000)
     if r:
         twice = 2 * r
@@ -132,11 +131,14 @@ def _hours(us: int, places: int, rounding: str) -> Decimal:
             q += twice > 3_600_000_000
         elif rounding in (ROUND_UP, ROUND_CEILING):
             q += 1
-    return Decimal(q).scaleb(-places)
+    # Exact (q has far fewer than 28 digits): the same Decimal as
+    # Decimal(q).scaleb(-places), for a third of the cost.
+    return Decimal(q) * quantum
 
 
 _POW10 = [10**k for k in range(13)]
-_ZERO_HOURS: dict[int, Decimal] = {}
+# Common (no reservation, no parking): the same Decimal, built once.
+_ZERO_HOURS = [Decimal(0).scaleb(-k) for k in range(13)]
 
 
 def _run(
@@ -154,9 +156,9 @@ def _run(
     # prices each line on demand.
     pieces, used, cum_kwh = _pieces(segments, timeline, offsets, policy.split_at_boundaries)
     rows, acc, last_lines, times = _match_pieces(
-        pieces, policy.flat is FlatMode.FIRST_MATCH, 2 if timeline.is_expired_reservation else 1)
+        pieces, policy.flat is _FIRST_MATCH, 2 if timeline.is_expired_reservation else 1)
     _apply_step_size(policy, acc, last_lines, cum_kwh, times)
-    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is MissingVat.UNKNOWN)
+    ex, inc, unknown_cats = _cost_by_category(acc, policy.missing_vat is _VAT_UNKNOWN)
     sum_ex = ex[0] + ex[1] + ex[2] + ex[3] + ex[4]
     sum_in = None if unknown_cats else inc[0] + inc[1] + inc[2] + inc[3] + inc[4]
     # min_price/max_price are the first tariff's: the one the session started under.
@@ -191,82 +193,90 @@ def _run(
 Piece = tuple[tuple[Any, ...], CompiledTariff | None, int, int, int, int, Decimal]
 
 
-def _pieces(
-    segments: list[Segment], timeline: Timeline, offsets: OffsetCache, split: bool,
-) -> tuple[list[Piece], list[CompiledTariff], Decimal]:
+def _pieces(segments: list[Segment], timeline: Timeline, offsets: OffsetCache,
+            split: bool) -> tuple[list[Piece], list[CompiledTariff], Decimal]:
     """The periods to price, cut wherever a restriction may change outcome.
 
     Restrictions are judged at the start of each piece; with `split`, a period
     is cut at the next time-of-day, UTC offset, duration, kWh or tariff
-    boundary inside it. Also returns the tariffs used (in order) and the
-    session's energy.
+    boundary inside it. Also returns the tariffs used (in order) and the session's energy.
     """
     stable = offsets.stable
-    off = 0
-    off_until = -1  # the UTC offset `off` holds until this instant
+    off, off_until = 0, -1  # the UTC offset `off` holds until `off_until`
     periods = timeline._raw
-    res_start = periods[0][0]
-    session_start = timeline._session_start_us
+    res_start, session_start = periods[0][0], timeline._session_start_us
     cum_kwh = ZERO  # energy so far in the session (min_kwh/max_kwh)
-    # The next instant at which a restriction may change outcome (time of
-    # day, UTC offset, duration threshold), cached while still ahead.
+    # The next instant at which a restriction may change outcome (time of day,
+    # UTC offset, duration threshold, tariff switch), cached while still ahead.
     nb_any = -1
-    seg_i = 0
-    seg_to = segments[0][1]
-    ct = segments[0][2]
+    seg_i, seg_to, ct = 0, segments[0][1], segments[0][2]
     used = [] if ct is None else [ct]
     t_local, t_tod, t_dur, t_kwh = _bounds(ct)
     pieces: list[Piece] = []
-    todo = list(reversed(periods))  # popped from the end; a cut period's tail goes back on
-    while todo:
-        cur = todo.pop()
-        start, end, kind, _q, energy, _cmin, _cmax, _pmin, _pmax = cur
-        if start >= seg_to and seg_i + 1 < len(segments):
-            seg_i, seg_to, ct = _enter_segment(segments, seg_i, start, used)
-            t_local, t_tod, t_dur, t_kwh = _bounds(ct)
-            nb_any = -1
-        if t_local:
-            if start >= off_until:
-                off, off_until = stable(start)
-            local_s = start // _US + off
-            sod = local_s % 86_400
-            day = local_s // 86_400
-            dow = (day + 3) % 7
-        else:
-            local_s = sod = day = dow = 0
-        if kind == RESERVATION_K:
-            dur = start - res_start
-            nb_any = -1  # duration base differs from the session's
-        else:
-            dur = start - session_start
-        if split and end - start > 1:
-            if start >= nb_any:
-                # Inline, not a function: this runs for nearly every period.
-                nb_any = POS_INF
-                if t_local:
-                    j = bisect_right(t_tod, sod)
-                    b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
-                    nb_any = (local_s - sod + b - off) * _US
-                    # A UTC offset change (DST) inside the period: split there
-                    # too, so each piece is judged in its own local time.
-                    if off_until < nb_any:
-                        nb_any = off_until
-                if t_dur:
-                    j = bisect_right(t_dur, dur)
-                    if j < len(t_dur) and start - dur + t_dur[j] < nb_any:
-                        nb_any = start - dur + t_dur[j]
-            cut = nb_any if nb_any < seg_to else seg_to
-            head_energy = None
-            if t_kwh and kind == CHARGING_K and energy > 0:
-                cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
-            if cut < end:
-                cur, tail = _cut(cur, cut, head_energy)
-                todo.append(tail)
-                energy = cur[4]
-        pieces.append((cur, ct, sod, day, dow, dur, cum_kwh))
-        if kind != RESERVATION_K and (ct is None or energy):
-            cum_kwh += energy
+    for cur in periods:
+        while True:  # once per piece: again on the tail of a cut period
+            start, end, kind, _q, energy, _cmin, _cmax, _pmin, _pmax = cur
+            if start >= seg_to and seg_i + 1 < len(segments):
+                seg_i, seg_to, ct = _enter_segment(segments, seg_i, start, used)
+                t_local, t_tod, t_dur, t_kwh = _bounds(ct)
+                nb_any = -1
+            if t_local:
+                if start >= off_until:
+                    off, off_until = stable(start)
+                local_s = start // _US + off
+                sod = local_s % 86_400
+                day = local_s // 86_400
+                dow = (day + 3) % 7
+            else:
+                local_s = sod = day = dow = 0
+            if kind == RESERVATION_K:
+                dur = start - res_start
+                nb_any = -1  # duration base differs from the session's
+            else:
+                dur = start - session_start
+            tail = None
+            # Nothing to cut in a period that ends by the cached boundary (kWh
+            # bounds aside): most periods, as the CPO already split them.
+            if split and (end > nb_any or t_kwh) and end - start > 1:
+                if start >= nb_any:
+                    nb_any = _next_boundary(start, local_s, sod, off, off_until, dur, seg_to, t_local, t_tod, t_dur)
+                cut = nb_any
+                head_energy = None
+                if t_kwh and kind == CHARGING_K and energy > 0:
+                    cut, head_energy = _kwh_cut(t_kwh, cum_kwh, cur, cut)
+                if cut < end:
+                    cur, tail = _cut(cur, cut, head_energy)
+                    energy = cur[4]
+            pieces.append((cur, ct, sod, day, dow, dur, cum_kwh))
+            if kind != RESERVATION_K and (ct is None or energy):
+                cum_kwh += energy
+            if tail is None:
+                break
+            cur = tail
     return pieces, used, cum_kwh
+
+
+def _next_boundary(start: int, local_s: int, sod: int, off: int, off_until: int, dur: int, seg_to: int,
+                   t_local: bool, t_tod: tuple[int, ...], t_dur: tuple[int, ...]) -> int:
+    """The first instant after `start` at which a restriction may change outcome, at most `seg_to`."""
+    nb = seg_to
+    if t_local:
+        j = bisect_right(t_tod, sod)
+        b = t_tod[j] if j < len(t_tod) else t_tod[0] + 86_400
+        b = (local_s - sod + b - off) * _US
+        # A UTC offset change (DST) inside the period: split there too, so
+        # each piece is judged in its own local time.
+        if off_until < b:
+            b = off_until
+        if b < nb:
+            nb = b
+    if t_dur:
+        j = bisect_right(t_dur, dur)
+        if j < len(t_dur) and start - dur + t_dur[j] < nb:
+            nb = start - dur + t_dur[j]
+    return nb
+
+
 def _enter_segment(segments: list[Segment], seg_i: int, start: int,
                    used: list[CompiledTariff]) -> tuple[int, int, CompiledTariff | None]:
     """The tariff segment `start` falls in (from `seg_i` on), its end and tariff; notes the tariff as used."""
@@ -338,8 +348,7 @@ def _match_pieces(
     last_time: list[Any] | None = None
     last_res: list[Any] | None = None
     times = [0, 0, 0]
-    for piece in pieces:
-        cur, ct, sod, day, dow, dur, cum_kwh = piece
+    for cur, ct, sod, day, dow, dur, cum_kwh in pieces:
         _s, _e, kind, qty, energy, cmin, cmax, pmin, pmax = cur
         lines: list[list[Any]] = []
         rows.append((cur, ct, lines))
@@ -347,7 +356,8 @@ def _match_pieces(
         if kind == RESERVATION_K:
             if ct is not None:
                 res_flat_done, line = _match_reservation(
-                    acc, lines, piece, res_code, flat_first_match, res_flat_done, seen_res)
+                    acc, lines, (cur, ct, sod, day, dow, dur, cum_kwh), res_code, flat_first_match, res_flat_done,
+                    seen_res)
                 if line is not None:
                     last_res = line
             seen_res = True
@@ -408,14 +418,14 @@ def _apply_step_size(policy: PricingPolicy, acc: dict[Any, Any], last_lines: tup
     last_energy, last_time, last_res = last_lines
     if last_energy is None and last_time is None and last_res is None:
         return
-    if policy.step_basis is StepBasis.BILLABLE:
+    if policy.step_basis is _BILLABLE:
         kwh, charging_t, parking_t, reservation_t = _priced_volumes(acc)
     else:
         kwh, (charging_t, parking_t, reservation_t) = cum_kwh, times
     if last_energy is not None:
         _round_energy_up(last_energy, acc, kwh)
     if last_time is not None:
-        if policy.time_step is TimeStepMode.COMBINED:
+        if policy.time_step is _COMBINED:
             total_t = charging_t + parking_t
         else:
             total_t = charging_t if last_time[0].dim == TIME else parking_t
@@ -428,19 +438,22 @@ def _priced_volumes(acc: dict[Any, Any]) -> tuple[Any, ...]:
     """What the components priced (FLAT excluded): kWh, charging, parking and reservation µs."""
     priced = [ZERO, 0, 0, 0, 0]
     for c, q in acc.items():
-        if c.dim:
-            priced[4 if c.cat == CAT_RESERVATION else c.dim] += q
+        dim = c.dim
+        if dim:
+            priced[4 if c.cat == CAT_RESERVATION else dim] += q
     return priced[ENERGY], priced[TIME], priced[PARKING], priced[4]
 
 
 def _round_energy_up(line: list[Any], acc: dict[Any, Any], total: Decimal) -> None:
     # Representation noise (a sum of 28-digit parts) must not cost a whole step.
     total = total.quantize(_UWH)
-    if total > 0:
-        step = line[0].step
-        q, r = divmod(total * _THOUSAND, step)
+    if total > ZERO:
+        # In whole µWh (exact: `total` has exponent -9). The extra is built
+        # with exponent -9, as (q + 1) * step / 1000 - total would be.
+        step_uwh = line[0].step * 1_000_000
+        r = int(total * _E9) % step_uwh
         if r:
-            extra = ((q + 1) * step) / _THOUSAND - total
+            extra = Decimal(step_uwh - r) * _UWH
             line[2] += extra
             acc[line[0]] += extra
 
@@ -489,7 +502,7 @@ def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex
     limit_applied = None
     if ct is None or (ct.min_excl is None and ct.max_excl is None):
         return tot_ex, tot_in, limit_applied
-    scale = policy.limit_without_incl_vat is LimitWithoutInclVat.SCALE
+    scale = policy.limit_without_incl_vat is _SCALE
     if ct.min_excl is not None:
         if tot_ex < ct.min_excl:
             tot_ex = ct.min_excl
@@ -516,48 +529,43 @@ def _apply_price_limits(ct: CompiledTariff | None, policy: PricingPolicy, sum_ex
 def _cdr_totals(policy: PricingPolicy, ex: list[Decimal], inc: list[Decimal], unknown_cats: int, tot_ex: Decimal,
                 tot_in: Decimal | None, cum_kwh: Decimal, times: list[int]) -> CdrTotals:
     """The CDR totals, rounded per the policy (the only rounding of amounts)."""
-    rq = _quantum(policy.places)
+    got = _POLICY_QUANTA.get(id(policy))
+    if got is None or got[0] is not policy:
+        got = _policy_quanta(policy)
+    _p, rq, vq, zero = got
     rnd = policy.rounding
-    vq = _quantum(policy.volume_places)
-    zero = _zero_money(rq)
-    rounded = [
-        zero if not ex[c] and not inc[c] and not unknown_cats >> c & 1 else
-        _money(Money, (ex[c].quantize(rq, rnd), None if unknown_cats >> c & 1 else inc[c].quantize(rq, rnd)))
-        for c in range(5)
-    ]
+    rounded = [zero, zero, zero, zero, zero]
+    for c in range(5):
+        unknown = unknown_cats >> c & 1
+        if ex[c] or inc[c] or unknown:
+            rounded[c] = _money(Money, (ex[c].quantize(rq, rnd), None if unknown else inc[c].quantize(rq, rnd)))
+    places = policy.volume_places
+    t_charging, t_parking, t_reservation = times
     return _money(CdrTotals, (
         _money(Money, (tot_ex.quantize(rq, rnd), None if tot_in is None else tot_in.quantize(rq, rnd))),
-        rounded[0],
-        rounded[1],
-        rounded[2],
-        rounded[3],
-        rounded[4],
+        *rounded,
         cum_kwh.quantize(vq, rnd),
-        _hours(times[0] + times[1], policy.volume_places, rnd),
-        _hours(times[1], policy.volume_places, rnd),
-        _hours(times[2], policy.volume_places, rnd),
+        _hours(t_charging + t_parking, places, rnd, vq),
+        _hours(t_parking, places, rnd, vq),
+        _hours(t_reservation, places, rnd, vq),
     ))
 
 
-_QUANTA: dict[int, Decimal] = {}
-_ZEROS: dict[Decimal, Money] = {}
+# Per policy (by identity: hashing a PricingPolicy costs more than what is
+# cached): the amount quantum, the volume quantum, and a zero Money.
+_POLICY_QUANTA: dict[int, tuple[PricingPolicy, Decimal, Decimal, Money]] = {}
 
 
-def _zero_money(q: Decimal) -> Money:
-    z = _ZEROS.get(q)
-    if z is None:
-        z = _ZEROS[q] = Money(ZERO.quantize(q), ZERO.quantize(q))
-    return z
+def _policy_quanta(policy: PricingPolicy) -> tuple[PricingPolicy, Decimal, Decimal, Money]:
+    rq = Decimal(1).scaleb(-policy.places)
+    got = (policy, rq, Decimal(1).scaleb(-policy.volume_places), Money(ZERO.quantize(rq), ZERO.quantize(rq)))
+    if len(_POLICY_QUANTA) > 100:
+        _POLICY_QUANTA.clear()
+    _POLICY_QUANTA[id(policy)] = got
+    return got
 
 
 _money = tuple.__new__
-
-
-def _quantum(places: int) -> Decimal:
-    q = _QUANTA.get(places)
-    if q is None:
-        q = _QUANTA[places] = Decimal(1).scaleb(-places)
-    return q
 
 
 __all__ = ["price"]
