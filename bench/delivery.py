@@ -53,7 +53,7 @@ from evroam.store.tables import objects, outbox
 from evroam.sync.publish import publish_many
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sync import free_port, location  # noqa: E402  (bench/sync.py: the same Locations, 4 EVSEs each)
+from sync import free_port, location
 
 PY = sys.executable
 PG_ADMIN_DSN = os.environ.get("EVROAM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

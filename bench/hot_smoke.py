@@ -33,7 +33,7 @@ from evroam.store.objects import object_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sync import free_port, wait_http
-from sync import location as sync_location  # noqa: E402  (bench/sync.py, beside this file)
+from sync import location as sync_location
 
 PY = sys.executable
 WRK = "/usr/bin/wrk"

@@ -30,33 +30,33 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent / "src")] + [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import sqlite3  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-import tomllib  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.parse  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Callable, Coroutine  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import textwrap
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
-import tomli_w  # noqa: E402
-from samples import location  # noqa: E402
+import tomli_w
+from samples import location
 
-from evroam.ocpi.headers import encode_token  # noqa: E402
+from evroam.ocpi.headers import encode_token
 
 PY = sys.executable
 CONNECTIONS = 32
@@ -660,7 +660,7 @@ def push(b: Bench, pg_ok: bool, count: int) -> None:
     try:
         spec.loader.exec_module(module)
         measure = module.measure_push
-    except Exception as exc:  # noqa: BLE001 - its own bench: a broken one must not hide ours
+    except Exception as exc:
         print(f"  push delivery figures: bench/delivery.py did not load ({exc!r})")
         return
     runs = [("sqlite", 1)] + ([("postgresql", 1), ("postgresql", 2)] if pg_ok else [])
@@ -694,7 +694,7 @@ def pg_database(name: str) -> str | None:
     try:
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}"'))
         asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - whatever the reason (absent, refused, no asyncpg): skip PG
+    except Exception as exc:
         print(f"  PostgreSQL figures skipped: {PG['host']}:{PG['port']} not usable ({exc!r})")
         return None
     return f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
@@ -718,7 +718,7 @@ async def _captured_get_one(db_url: str) -> list[tuple[str, tuple]]:
     seen: list[tuple[str, tuple]] = []
     engine = create_engine(db_url)
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if "objects" in statement:
             seen.append((statement, tuple(parameters)))
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from evroam.ocpi.cdrs import CdrLocation  # noqa: E402
-from evroam.ocpi.tariffs import Tariff  # noqa: E402
-from evroam.pricing import (  # noqa: E402
+from evroam.ocpi.cdrs import CdrLocation
+from evroam.ocpi.tariffs import Tariff
+from evroam.pricing import (
     PeriodKind,
     Timeline,
     TimelinePeriod,
@@ -40,8 +40,8 @@ from evroam.pricing import (  # noqa: E402
     parking,
     price,
 )
-from evroam.pricing.builder import cdr_from_result  # noqa: E402
-from evroam.pricing.result import from_us  # noqa: E402
+from evroam.pricing.builder import cdr_from_result
+from evroam.pricing.result import from_us
 
 ZONE = "Europe/Amsterdam"
 PERIODS = 10

@@ -29,24 +29,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+import textwrap
+import time
 
-import aiohttp  # noqa: E402
-from samples import location as sample_location  # noqa: E402
+import aiohttp
+from samples import location as sample_location
 
-from evroam.config import NodeConfig, RoleConfig  # noqa: E402
-from evroam.node import Node, bind_socket  # noqa: E402
-from evroam.ocpi.common import Role  # noqa: E402
-from evroam.ocpi.headers import encode_token  # noqa: E402
-from evroam.ocpi.locations import Location  # noqa: E402
-from evroam.modules.locations import MODULE as LOCATIONS  # noqa: E402
-from evroam.sync.publish import publish  # noqa: E402
+from evroam.config import NodeConfig, RoleConfig
+from evroam.node import Node, bind_socket
+from evroam.ocpi.common import Role
+from evroam.ocpi.headers import encode_token
+from evroam.ocpi.locations import Location
+from evroam.modules.locations import MODULE as LOCATIONS
+from evroam.sync.publish import publish
 
 PY = sys.executable
 

@@ -10,6 +10,6 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
 
-from tests.nodes import cluster  # noqa: E402, F401
+from tests.nodes import cluster  # noqa: F401
 
-import evroam.modules  # noqa: E402, F401  (registers every module, as a node does)
+import evroam.modules  # noqa: F401  (registers every module, as a node does)

@@ -25,20 +25,20 @@ class FakePartner:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
 
-    def _env(self, data):  # noqa: ANN001, ANN202
+    def _env(self, data):
         return JSONResponse({"data": data, "status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"})
 
-    async def _versions(self, request: Request):  # noqa: ANN202
+    async def _versions(self, request: Request):
         self.calls.append((request.method, request.url.path))
         return self._env([{"version": v, "url": f"{self.base}/{v}"} for v in self.versions])
 
-    async def _details(self, request: Request):  # noqa: ANN202
+    async def _details(self, request: Request):
         self.calls.append((request.method, request.url.path))
         v = request.path_params["v"]
         eps = [{"identifier": m, "role": "SENDER", "url": f"{self.base}/{v}/{m}"} for m in self.modules]
         return self._env({"version": v, "endpoints": eps})
 
-    async def _credentials(self, request: Request):  # noqa: ANN202
+    async def _credentials(self, request: Request):
         self.calls.append((request.method, request.url.path))
         return JSONResponse({"status_code": 3000, "status_message": "fake", "timestamp": "2026-01-01T00:00:00Z"})
 

@@ -46,7 +46,7 @@ def cdr_token() -> dict:
     return {"country_code": "DE", "party_id": "EMS", "uid": "TOK1", "type": "RFID", "contract_id": "DE-EMS-C1"}
 
 
-async def pair(cluster, emsp_settings: dict | None = None, **cpo_settings: Any):  # noqa: ANN001, ANN201
+async def pair(cluster, emsp_settings: dict | None = None, **cpo_settings: Any):
     """A CPO (with the admin API) and an eMSP registered with it; the eMSP's
     party at the CPO and the CPO's party at the eMSP (each holds the token
     its node calls the other with, and the other's endpoints)."""
@@ -78,7 +78,7 @@ async def call(method: str, url: str, token: str | None, *, body: object = None,
             return r.status, text
 
 
-async def admin(node, method: str, path: str, *, body: object = None, raw: bytes | None = None):  # noqa: ANN001, ANN201
+async def admin(node, method: str, path: str, *, body: object = None, raw: bytes | None = None):
     return await call(method, f"{node.config.public_url}/admin{path}", ADMIN_TOKEN, body=body, raw=raw, bearer=True)
 
 

@@ -83,7 +83,7 @@ class Sender:
     def _evse(self, uid: str) -> dict[str, Any]:
         return next(e for e in self.state["evses"] if e["uid"] == uid)
 
-    def change(self, draw: Any) -> None:  # noqa: ANN401
+    def change(self, draw: Any) -> None:
         """One change the CPO makes, drawn with hypothesis's `draw`, and the message it sends for it."""
         kind = draw(st.sampled_from(["loc_put", "loc_patch", "evse_put", "evse_patch", "conn_put", "conn_patch",
                                      "new_evse", "new_connector"]))
@@ -125,7 +125,7 @@ class Sender:
         self.messages.append(Message(_method(kind), (uid, cid), body))
 
     @staticmethod
-    def _draw(draw: Any, fields: dict[str, Any], *, patch: bool) -> dict[str, Any]:  # noqa: ANN401
+    def _draw(draw: Any, fields: dict[str, Any], *, patch: bool) -> dict[str, Any]:
         names = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, min_size=1 if patch else 0))
         changes = {n: draw(fields[n]) for n in names}
         if patch:

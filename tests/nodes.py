@@ -50,7 +50,7 @@ async def pg_available() -> str | None:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
         await conn.close()
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {type(exc).__name__}: {exc}"
 
 
@@ -138,7 +138,7 @@ class Cluster:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def cluster(request, tmp_path):  # noqa: ANN001, ANN201
+async def cluster(request, tmp_path):
     if request.param == "postgresql":
         reason = await pg_available()
         if reason:

@@ -39,7 +39,7 @@ def routing_of(headers: dict[str, str]) -> tuple[str | None, ...]:
     return tuple(headers.get(k) for k in ROUTING)
 
 
-async def register(cluster, a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]):  # noqa: ANN001, ANN201
+async def register(cluster, a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]):
     """Nodes A and B; B registered with A. Returns (a, b, B's view of A, A's view of B)."""
     na = await cluster.node("a", a)
     nb = await cluster.node("b", b)
@@ -50,7 +50,7 @@ async def register(cluster, a: list[tuple[str, str, str]], b: list[tuple[str, st
     return na, nb, a_at_b, b_at_a
 
 
-async def count(node, module: str, *, ours: bool = False) -> int:  # noqa: ANN001
+async def count(node, module: str, *, ours: bool = False) -> int:
     owner = objects.c.owner_id == OURS if ours else objects.c.owner_id != OURS
     async with node.engine.connect() as conn:
         return (await conn.execute(sa.select(sa.func.count()).select_from(objects)

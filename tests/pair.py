@@ -16,7 +16,7 @@ from tests.partners import CPO, EMSP, party_named
 ADMIN_TOKEN = "admin-" + "x" * 26
 
 
-async def registered_pair(cluster):  # noqa: ANN001, ANN201
+async def registered_pair(cluster):
     """(CPO, eMSP, token A, the CPO as the eMSP knows it)."""
     cpo = await cluster.node("cpo", CPO)
     emsp = await cluster.node("emsp", EMSP)
@@ -25,7 +25,7 @@ async def registered_pair(cluster):  # noqa: ANN001, ANN201
     return cpo, emsp, token_a, party
 
 
-async def admin_pair(cluster, cpo_settings: dict | None = None, emsp_settings: dict | None = None):  # noqa: ANN001, ANN201
+async def admin_pair(cluster, cpo_settings: dict | None = None, emsp_settings: dict | None = None):
     """(CPO, eMSP, the CPO as the eMSP knows it), both with the admin API on (ADMIN_TOKEN)."""
     cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN, **(cpo_settings or {}))
     emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN, **(emsp_settings or {}))
@@ -57,7 +57,7 @@ class Pair:
     def as_emsp(self) -> str:
         return self.cpo_at_emsp.token_out
 
-    async def at_emsp(self, module: str, oid: str, cc: str = "NL", pid: str = "CPO"):  # noqa: ANN201
+    async def at_emsp(self, module: str, oid: str, cc: str = "NL", pid: str = "CPO"):
         async with self.emsp.engine.connect() as conn:
             return await objects.get(conn, ObjectKey(module, self.cpo_at_emsp.id, cc, pid, oid))
 
@@ -66,7 +66,7 @@ class Pair:
         return json.loads(s.data) if s else None
 
 
-async def pair(cluster, before: Callable[[Node], Awaitable[None]] | None = None, **cpo_settings: object) -> Pair:  # noqa: ANN001
+async def pair(cluster, before: Callable[[Node], Awaitable[None]] | None = None, **cpo_settings: object) -> Pair:
     """A Pair; `before` runs on the CPO before the eMSP registers."""
     cpo = await cluster.node("cpo", CPO, **cpo_settings)
     emsp = await cluster.node("emsp", EMSP)

@@ -150,7 +150,7 @@ def change(i: int, objects_n: int) -> Tariff:
                                             updated=format_datetime(BASE + timedelta(seconds=i))))
 
 
-async def latest_ours(engine, n: int) -> dict[str, str]:  # noqa: ANN001
+async def latest_ours(engine, n: int) -> dict[str, str]:
     out = {}
     async with engine.connect() as conn:
         for k in range(n):

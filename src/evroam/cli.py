@@ -86,7 +86,7 @@ def init(
                      host=host, port=port)
     path = cfg.save()
 
-    async def _migrate(node):  # noqa: ANN001, ANN202
+    async def _migrate(node):
         return None
 
     _run(_with_node(cfg.home, _migrate))
@@ -97,7 +97,7 @@ def init(
 def _identity(home: Path) -> str:
     try:
         cfg = NodeConfig.load(home)
-    except Exception:  # noqa: BLE001 - unreadable: the refusal stands without the detail
+    except Exception:
         return ""
     return " (" + ", ".join(f"{r.role.value} {r.country_code}/{r.party_id}" for r in cfg.roles) + ")"
 
@@ -143,7 +143,7 @@ def partners_invite(
     """Issue a registration token (token A) for a new partner and print our versions URL.
 
     Send both to the partner out of band; it registers with them."""
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         return await node.handshake.invite(name, allow_raw_token=allow_raw_token)
 
     from evroam.modules.credentials.handshake import HandshakeError
@@ -174,7 +174,7 @@ def partners_register(
     before it answers."""
     from evroam.modules.credentials.handshake import HandshakeError
 
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         return await node.handshake.register(versions_url, token, name=name, raw_token=raw_token)
 
     try:
@@ -193,7 +193,7 @@ def partners_list(
     """List partners with their status, version, roles and endpoints."""
     from evroam.store import parties as repo
 
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         async with node.engine.connect() as conn:
             return await repo.list_all(conn)
 
@@ -219,7 +219,7 @@ def partners_rotate(home: Home, name: Annotated[str, typer.Argument(help="The pa
     """Rotate the tokens with a partner (credentials PUT); the old tokens stop working at once."""
     from evroam.modules.credentials.handshake import HandshakeError
 
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         return await node.handshake.rotate(name)
 
     try:
@@ -235,7 +235,7 @@ def partners_remove(home: Home, name: Annotated[str, typer.Argument(help="The pa
     """Unregister a partner (credentials DELETE) and invalidate its tokens."""
     from evroam.modules.credentials.handshake import HandshakeError
 
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         return await node.handshake.unregister(name)
 
     try:
@@ -259,7 +259,7 @@ def calls_list(
     from evroam.store import calllog
     from evroam.store import parties as repo
 
-    async def go(node):  # noqa: ANN001, ANN202
+    async def go(node):
         party_id = None
         if partner:
             async with node.engine.connect() as conn:

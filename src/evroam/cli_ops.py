@@ -79,7 +79,7 @@ def data_import(
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err)
 
-    async def go(node: Node):  # noqa: ANN202
+    async def go(node: Node):
         with progress:
             task = progress.add_task(f"importing {module}", total=0)
 
@@ -123,7 +123,7 @@ def partners_status(
     Push lag is the age of the oldest change not yet delivered (0 when none)."""
     from evroam.sync.lag import health
 
-    async def go(node: Node):  # noqa: ANN202
+    async def go(node: Node):
         return await health(node.engine)
 
     rows = run(_with_node(home, go))
@@ -152,7 +152,7 @@ def partners_retry(home: Home, name: Annotated[str, typer.Argument(help="The par
     from evroam.store import outbox
     from evroam.store import parties as repo
 
-    async def go(node: Node):  # noqa: ANN202
+    async def go(node: Node):
         async with node.engine.begin() as conn:
             party = await repo.by_name(conn, name)
             if party is None:
@@ -184,7 +184,7 @@ def sync_pull(
     if module is not None and module not in REGISTRY.objects():
         raise typer.BadParameter(f"one of {', '.join(REGISTRY.objects())}", param_hint="MODULE")
 
-    async def go(node: Node):  # noqa: ANN202
+    async def go(node: Node):
         async with node.engine.connect() as conn:
             party = await repo.by_name(conn, partner)
         if party is None:

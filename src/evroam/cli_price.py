@@ -178,23 +178,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("price")
     def price_command(
-        tariff: list[Path] = typer.Option(  # noqa: B008
+        tariff: list[Path] = typer.Option(
             None, "--tariff", "-t",
             help="Tariff JSON (one Tariff, a list of them, or a response envelope). Repeatable. "
                  "Several tariffs act as a connector's tariff_ids.",
         ),
-        session: Path | None = typer.Option(None, "--session", "-s", help="Session JSON to price."),  # noqa: B008
-        cdr: Path | None = typer.Option(None, "--cdr", "-c", help="CDR JSON to price or --check."),  # noqa: B008
+        session: Path | None = typer.Option(None, "--session", "-s", help="Session JSON to price."),
+        cdr: Path | None = typer.Option(None, "--cdr", "-c", help="CDR JSON to price or --check."),
         check: bool = typer.Option(False, "--check", help="Check the CDR's costs against the tariff."),
-        location: Path | None = typer.Option(None, "--location", "-l", help="Location JSON: its time_zone is used."),  # noqa: B008
+        location: Path | None = typer.Option(None, "--location", "-l", help="Location JSON: its time_zone is used."),
         time_zone: str | None = typer.Option(None, "--time-zone", "-z", help="IANA zone; overrides --location."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
         profile: ProfileType | None = typer.Option(None, "--profile", help="The driver's charging preference."),
         ad_hoc: bool = typer.Option(False, "--ad-hoc", help="Ad-hoc (payment terminal) session."),
         places: int = typer.Option(4, "--places", help="Decimal places of reported amounts."),
         rounding: str = typer.Option("ROUND_HALF_UP", "--rounding", help="Decimal rounding mode of reported amounts."),
-        time_step: TimeStepMode = typer.Option(TimeStepMode.LAST_DIMENSION, "--time-step"),  # noqa: B008
-        step_basis: StepBasis = typer.Option(StepBasis.BILLABLE, "--step-basis"),  # noqa: B008
+        time_step: TimeStepMode = typer.Option(TimeStepMode.LAST_DIMENSION, "--time-step"),
+        step_basis: StepBasis = typer.Option(StepBasis.BILLABLE, "--step-basis"),
         tolerance: str = typer.Option("0.01", "--tolerance", help="--check: largest acceptable difference."),
     ) -> None:
         """Price a session (or a CDR) with OCPI 2.2.1 tariff semantics, or check a CDR's costs."""

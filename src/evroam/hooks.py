@@ -90,7 +90,7 @@ def load_setup(spec: str, *, base: Path | None = None) -> Callable[[Any], Any]:
         module = _import_file(spec, base) if spec.endswith(".py") else _import_name(spec, base)
     except HookLoadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever the module raises while importing
+    except Exception as exc:
         raise HookLoadError(f"hooks module {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
     setup = getattr(module, "setup", None)
     if not callable(setup):

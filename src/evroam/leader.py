@@ -135,7 +135,7 @@ class Leadership:
     async def _holds(self) -> bool:
         try:
             return bool(await self._ask(_HELD))
-        except Exception as exc:  # noqa: BLE001 - any failure means we can no longer vouch for the lock
+        except Exception as exc:
             log.warning("leader.check_failed", holder=self.identity, error=f"{type(exc).__name__}: {exc}")
             return False
 
@@ -144,7 +144,7 @@ class Leadership:
             if self._conn is None:
                 await self._connect()
             got = bool(await self._ask(_TRY))
-        except Exception as exc:  # noqa: BLE001 - the database is away: stand by and try again
+        except Exception as exc:
             log.warning("leader.lock_unavailable", holder=self.identity, error=f"{type(exc).__name__}: {exc}")
             await self._close()
             return False

@@ -83,7 +83,7 @@ class Module:
 
     def key_of(self, obj: OcpiModel) -> tuple[str, str, str, str]:
         """(country_code, party_id, id, type) of an object of this module."""
-        type_ = getattr(obj, "type").value if self.typed else ""
+        type_ = obj.type.value if self.typed else ""
         return obj.country_code, obj.party_id, getattr(obj, self.id_field), type_
 
     def url_parts(self, doc: Mapping[str, Any]) -> tuple[str, ...]:

@@ -105,7 +105,7 @@ class Node:
         # Scheduled pulls, lag alerts and pruning: on one process per database.
         self.leadership = Leadership(self.engine, lead=self._lead, follow=self._follow)
 
-    def on(self, event: Any):  # noqa: ANN201
+    def on(self, event: Any):
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
         return self.hooks.on(event)
 
@@ -296,8 +296,8 @@ class Node:
         assert self.client is not None, "start() the node first"
         return await pull(self.engine, self.client, await self.party(partner), module, full=full, hooks=self.hooks)
 
-    async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,  # noqa: A002
-                        evse_uids: list[str] | None = None, **kw: Any):  # noqa: ANN201
+    async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,
+                        evse_uids: list[str] | None = None, **kw: Any):
         """CPO side: may token (uid, type) charge here? See modules/tokens/client.py."""
         from evroam.modules.tokens.client import authorize
 

@@ -20,7 +20,7 @@ from tests.partners import CPO, received
 
 
 async def admin(node, method: str, path: str, *, token: str | None = ADMIN_TOKEN, body: object = None,
-                raw: bytes | None = None, scheme: str = "Bearer"):  # noqa: ANN001, ANN201
+                raw: bytes | None = None, scheme: str = "Bearer"):
     headers = {"Authorization": f"{scheme} {token}"} if token is not None else {}
     kw: dict = {}
     if raw is not None:

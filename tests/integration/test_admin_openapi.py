@@ -20,7 +20,7 @@ TARIFF = {"country_code": "NL", "party_id": "CPO", "id": "T1", "currency": "EUR"
 CDR_TOKEN = {"country_code": "DE", "party_id": "EMS", "uid": "TOK1", "type": "RFID", "contract_id": "DE-EMS-C1"}
 
 
-async def admin(node, method: str, path: str, body: object = None, token: str | None = TOKEN) -> int:  # noqa: ANN001
+async def admin(node, method: str, path: str, body: object = None, token: str | None = TOKEN) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kw: dict = {}
     if isinstance(body, bytes):
@@ -58,7 +58,7 @@ async def test_openapi_lists_exactly_what_the_admin_api_answers(cluster):
         # A literal path beats a template one (/sessions/{id}/stop vs …).
         return min(matches, key=lambda k: k[1].count("{"))
 
-    async def probe(node, method: str, url: str, body: object = None, token: str | None = TOKEN) -> int:  # noqa: ANN001
+    async def probe(node, method: str, url: str, body: object = None, token: str | None = TOKEN) -> int:
         status = await admin(node, method, url, body, token)
         seen[op_of(method, url)].add(status)
         return status

@@ -21,7 +21,7 @@ EMSP = [("EMSP", "DE", "EMS")]
 T2 = "2026-02-01T00:00:00Z"
 
 
-async def pair(cluster, **cpo_settings: object):  # noqa: ANN001, ANN201
+async def pair(cluster, **cpo_settings: object):
     cpo = await cluster.node("cpo", CPO, admin_token=ADMIN_TOKEN, **cpo_settings)
     emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN)
     token_a, versions_url = await cpo.handshake.invite("emsp")
@@ -29,16 +29,16 @@ async def pair(cluster, **cpo_settings: object):  # noqa: ANN001, ANN201
     return cpo, emsp
 
 
-def url(node) -> str:  # noqa: ANN001
+def url(node) -> str:
     return node.config.public_url
 
 
-async def at_emsp(emsp, tid: str = "T1") -> dict | None:  # noqa: ANN001
+async def at_emsp(emsp, tid: str = "T1") -> dict | None:
     status, doc = await admin(url(emsp), "GET", f"/received/tariffs/NL/CPO/{tid}")
     return doc["data"]["object"] if status == 200 else None
 
 
-async def pending(cpo) -> list[tuple[str, int]]:  # noqa: ANN001
+async def pending(cpo) -> list[tuple[str, int]]:
     async with cpo.engine.connect() as conn:
         return [(r.method, r.seq) for r in await conn.execute(sa.select(outbox.c.method, outbox.c.seq))]
 

@@ -13,7 +13,7 @@ from tests.services import EVROAM, free_port, run, wait_http
 
 
 @pytest.fixture
-def two_homes(tmp_path: Path):  # noqa: ANN201
+def two_homes(tmp_path: Path):
     procs = []
     homes = {}
     for name, role, cc, pid in (("cpo", "CPO", "NL", "CPO"), ("emsp", "EMSP", "DE", "EMS")):
@@ -24,7 +24,7 @@ def two_homes(tmp_path: Path):  # noqa: ANN201
         procs.append(subprocess.Popen([*EVROAM, "serve", "--home", str(home)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE))
         homes[name] = (home, port)
-    for home, port in homes.values():
+    for _home, port in homes.values():
         wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
     yield homes
     for p in procs:

@@ -47,7 +47,7 @@ async def test_pull_keeps_a_newer_version_pushed_meanwhile(cluster):
     got = []
 
     @p.emsp.on(Received.TARIFF)
-    async def _received(tariff, party):  # noqa: ANN001, ANN202
+    async def _received(tariff, party):
         got.append(tariff)
 
     result = await p.emsp.pull(p.cpo_at_emsp.name, "tariffs", full=True)

@@ -24,7 +24,7 @@ PROFILE = {"charging_rate_unit": "A", "charging_profile_period": [{"start_period
 ACTIVE = {"start_date_time": "2026-01-01T10:00:00Z", "charging_profile": PROFILE}
 
 
-async def cpo_and_emsp(cluster):  # noqa: ANN001, ANN201
+async def cpo_and_emsp(cluster):
     """A CPO (NL/CPO) with location L1 and the eMSP's session S1; the eMSP
     (DE/EMS) registered with it and holding S1 too."""
     cpo, emsp, cpo_at_emsp, emsp_at_cpo = await register(cluster, CPO, EMSP)
@@ -34,11 +34,11 @@ async def cpo_and_emsp(cluster):  # noqa: ANN001, ANN201
     return cpo, emsp, cpo_at_emsp, emsp_at_cpo
 
 
-async def _has(node, module: str) -> bool:  # noqa: ANN001
+async def _has(node, module: str) -> bool:
     return await count(node, module) > 0
 
 
-async def rows(node, table=commands_table) -> int:  # noqa: ANN001
+async def rows(node, table=commands_table) -> int:
     async with node.engine.connect() as conn:
         return (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
 
@@ -112,7 +112,7 @@ async def test_published_urls_end_with_a_slash_and_templates_work_both_ways(clus
 # --- 4.5 routing headers from a request -----------------------------------------------------------
 
 
-async def _profiles(node) -> list[tuple[str, str, str]]:  # noqa: ANN001
+async def _profiles(node) -> list[tuple[str, str, str]]:
     async with node.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(
             sa.select(objects.c.cc_key, objects.c.pid_key, objects.c.oid_key)

@@ -22,7 +22,7 @@ from tests.partners import CPO, EMSP, tariff
 FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
 
 
-async def _pair(cluster):  # noqa: ANN001, ANN202
+async def _pair(cluster):
     cpo = await cluster.node("cpo", CPO, run_workers=False, **FAST_RETRY)
     emsp = await cluster.node("emsp", EMSP)
     token_a, url = await cpo.handshake.invite("emsp")
@@ -30,19 +30,19 @@ async def _pair(cluster):  # noqa: ANN001, ANN202
     applied: Counter[str] = Counter()
 
     @emsp.on(Received.TARIFF)
-    async def _got(t, party):  # noqa: ANN001, ANN202
+    async def _got(t, party):
         applied[t.id] += 1
 
     return cpo, emsp, applied
 
 
-async def _rows(node) -> list[tuple]:  # noqa: ANN001
+async def _rows(node) -> list[tuple]:
     async with node.engine.connect() as conn:
         return [tuple(r) for r in await conn.execute(
             sa.select(outbox.c.status, outbox.c.claimed_by, outbox.c.unsure).order_by(outbox.c.id))]
 
 
-async def _puts(node) -> Counter[str]:  # noqa: ANN001
+async def _puts(node) -> Counter[str]:
     await node.call_log.flush()
     return Counter(r["url"].rsplit("/", 1)[1] for r in await calllog.recent(node.engine, limit=1000)
                    if r["direction"] == "in" and r["method"] == "PUT")
@@ -53,7 +53,7 @@ async def test_answers_waiting_for_their_batch_are_recorded_when_the_worker_stop
     worker = cpo.delivery
     record, gate, calls = worker._record_many, asyncio.Event(), []
 
-    async def stuck_first_commit(answers):  # noqa: ANN001, ANN202
+    async def stuck_first_commit(answers):
         calls.append(len(answers))
         if len(calls) == 1:
             await gate.wait()  # the batch's commit is under way when the stop comes
@@ -96,7 +96,7 @@ async def test_a_send_cut_off_by_a_stop_is_checked_before_it_goes_again(cluster)
     entered, release = asyncio.Event(), asyncio.Event()
 
     @emsp.on(Received.TARIFF)
-    async def _slow(t, party):  # noqa: ANN001, ANN202  (replaces _pair's hook, so counts too)
+    async def _slow(t, party):
         applied[t.id] += 1
         if t.id == "T0":
             entered.set()
@@ -117,9 +117,9 @@ async def test_a_send_cut_off_by_a_stop_is_checked_before_it_goes_again(cluster)
     assert (await _puts(emsp), set(applied.values())) == (Counter({"T0": 1, "T1": 1, "T2": 1}), {1})
 
 
-async def _count(node, n: int) -> bool:  # noqa: ANN001
+async def _count(node, n: int) -> bool:
     return len(await _rows(node)) == n
 
 
-async def _empty(node) -> bool:  # noqa: ANN001
+async def _empty(node) -> bool:
     return await _count(node, 0)

@@ -44,7 +44,7 @@ class Receipts:
 
     def attach(self, node: Node) -> None:
         @node.on(Received.TARIFF)
-        async def _received(tariff, party):  # noqa: ANN001, ANN202
+        async def _received(tariff, party):
             self.by_id[tariff.id].append(format_datetime(tariff.last_updated))
 
     def assert_monotonic(self) -> None:
@@ -211,7 +211,7 @@ async def test_timed_out_delivery_is_checked_at_the_partner_not_sent_twice(clust
     applied = []
 
     @emsp.on(Received.TARIFF)
-    async def _slow(tariff, p):  # noqa: ANN001, ANN202
+    async def _slow(tariff, p):
         applied.append(tariff.last_updated)
         await release.wait()  # stored and committed; only the answer is late
 

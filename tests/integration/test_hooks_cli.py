@@ -28,7 +28,7 @@ from tests.services import evroam
 EMSP = [("EMSP", "DE", "EMS")]
 
 
-async def registered(cluster, home: Path, url: str):  # noqa: ANN001, ANN201
+async def registered(cluster, home: Path, url: str):
     """The eMSP node, registered with the CPO process at `url` (known to it as "cpo"), and LOC1 published."""
     emsp = await cluster.node("emsp", EMSP, admin_token=ADMIN_TOKEN)
     invite = evroam("partners", "invite", "--home", str(home), "--name", "emsp", "--json")
@@ -40,7 +40,7 @@ async def registered(cluster, home: Path, url: str):  # noqa: ANN001, ANN201
     return emsp
 
 
-async def command(emsp, command_type: str, body: dict) -> dict:  # noqa: ANN001
+async def command(emsp, command_type: str, body: dict) -> dict:
     """Send a command through the eMSP's admin API and wait for its result."""
     base = emsp.config.public_url
     status, sent = await admin(base, "POST", f"/commands/cpo/{command_type}", body)
@@ -57,7 +57,7 @@ async def command(emsp, command_type: str, body: dict) -> dict:  # noqa: ANN001
     return seen
 
 
-async def sessions_at(emsp) -> list[dict]:  # noqa: ANN001
+async def sessions_at(emsp) -> list[dict]:
     _, doc = await admin(emsp.config.public_url, "GET", "/partners/cpo/sessions")
     return doc["data"]
 

@@ -37,12 +37,12 @@ def without_timestamp(body: bytes) -> bytes:
 class Counting:
     """Counts the fast path's answers; `off` sends every request to the route."""
 
-    def __init__(self, monkeypatch) -> None:  # noqa: ANN001
+    def __init__(self, monkeypatch) -> None:
         self.answered = 0
         self.off = False
         answer = fastpath.FastSender._answer
 
-        async def counted(sender, *args):  # noqa: ANN001, ANN202
+        async def counted(sender, *args):
             if self.off:
                 return False
             done = await answer(sender, *args)

@@ -24,12 +24,12 @@ from tests.partners import CPO, EMSP, WorkerProcess, holds_for, token
 TAKEOVER_BOUND_S = RETRY_S + CHECK_TIMEOUT_S + 5.0
 
 
-def _need_postgresql(cluster) -> None:  # noqa: ANN001
+def _need_postgresql(cluster) -> None:
     if cluster.dbs.backend != "postgresql":
         pytest.skip("leader election between processes needs PostgreSQL (SQLite: one process per database)")
 
 
-async def _location_gets(cpo) -> int:  # noqa: ANN001
+async def _location_gets(cpo) -> int:
     await cpo.call_log.flush()
     rows = await calllog.recent(cpo.engine, limit=1000)
     return sum(1 for r in rows if r["direction"] == "in" and r["method"] == "GET" and "/locations" in r["url"])
@@ -84,15 +84,15 @@ async def test_two_workers_one_pulls_and_alerts_and_the_other_takes_over(cluster
             w.stop()
 
 
-async def _at_least(count, n: int) -> bool:  # noqa: ANN001
+async def _at_least(count, n: int) -> bool:
     return await count >= n
 
 
-async def _lock_holder_pid(node) -> int | None:  # noqa: ANN001
+async def _lock_holder_pid(node) -> int | None:
     return await _lock_holder_pid_on(node.engine)
 
 
-async def _lock_holder_pid_on(engine) -> int | None:  # noqa: ANN001
+async def _lock_holder_pid_on(engine) -> int | None:
     async with engine.connect() as conn:
         return (await conn.execute(sa.text(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
@@ -131,7 +131,7 @@ async def test_serve_processes_take_part_and_a_leader_that_loses_its_connection_
                    what="the other node to take over from one that stopped")
 
 
-async def _new_holder(node, old_pid: int) -> bool:  # noqa: ANN001
+async def _new_holder(node, old_pid: int) -> bool:
     pid = await _lock_holder_pid(node)
     return pid is not None and pid != old_pid
 

@@ -80,7 +80,7 @@ def _evroam(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def cli_home(tmp_path):  # noqa: ANN001, ANN201
+def cli_home(tmp_path):
     home = tmp_path / "home"
     proc = _evroam("init", "--home", str(home), "--country", "NL", "--party", "CPO", "--role", "CPO",
                    "--public-url", "http://127.0.0.1:1")
@@ -88,7 +88,7 @@ def cli_home(tmp_path):  # noqa: ANN001, ANN201
     return home
 
 
-def _bad_files(tmp_path) -> dict[str, object]:  # noqa: ANN001
+def _bad_files(tmp_path) -> dict[str, object]:
     deep = tmp_path / "deep.json"
     deep.write_bytes(b"[" * DEEP + b"]" * DEEP)
     latin1 = tmp_path / "latin1.json"
@@ -125,7 +125,7 @@ def test_cli_price_rejects_deep_and_non_utf8_files(tmp_path):
 # --- §4.7 sessions and CDRs at places we do not have -----------------------------------------
 
 
-async def _count(node, module: str) -> tuple[int, int]:  # noqa: ANN001
+async def _count(node, module: str) -> tuple[int, int]:
     """(our stored objects, outbox rows) of a module at `node`."""
     async with node.engine.connect() as conn:
         stored = (await conn.execute(sa.select(sa.func.count()).select_from(objects.objects)
@@ -203,7 +203,7 @@ async def test_admin_refuses_a_cdr_at_a_place_we_do_not_have(cluster):
 LIMIT = 10_000
 
 
-async def _stored(node, module: str, oid: str, owner: int = OURS) -> dict | None:  # noqa: ANN001
+async def _stored(node, module: str, oid: str, owner: int = OURS) -> dict | None:
     async with node.engine.connect() as conn:
         found = await objects.find_any_owner(conn, module, oid, owner)
     return json.loads(found.data) if found else None

@@ -53,11 +53,11 @@ async def cli_process(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def _no_rows(node) -> bool:  # noqa: ANN001
+async def _no_rows(node) -> bool:
     return await outbox_rows(node) == 0
 
 
-async def outbox_rows(node, status: str | None = None) -> int:  # noqa: ANN001
+async def outbox_rows(node, status: str | None = None) -> int:
     stmt = sa.select(sa.func.count()).select_from(outbox)
     if status:
         stmt = stmt.where(outbox.c.status == status)
@@ -65,7 +65,7 @@ async def outbox_rows(node, status: str | None = None) -> int:  # noqa: ANN001
         return (await conn.execute(stmt)).scalar()
 
 
-async def partner_health(node, name: str):  # noqa: ANN001, ANN201
+async def partner_health(node, name: str):
     return next(h for h in await health(node.engine) if h.name == name)
 
 

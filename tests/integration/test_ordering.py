@@ -25,7 +25,7 @@ MARCH, JUNE, JULY = "2026-03-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-07-01T
 OLDER = (200, 1000, "older than the stored version; kept")
 
 
-async def held(node, party_id: int, module: str, oid: str, type_: str = "", cc: str = "NL",  # noqa: ANN001
+async def held(node, party_id: int, module: str, oid: str, type_: str = "", cc: str = "NL",
                pid: str = "CPO") -> dict | None:
     async with node.engine.connect() as conn:
         s = await objects.get(conn, ObjectKey(module, party_id, cc, pid, oid, type_))
@@ -36,11 +36,11 @@ def answer(status: int, body: dict) -> tuple[int, int, str | None]:
     return status, body["status_code"], body.get("status_message")
 
 
-def heard(node, event) -> list:  # noqa: ANN001
+def heard(node, event) -> list:
     got: list = []
 
     @node.on(event)
-    async def hook(*args) -> None:  # noqa: ANN002
+    async def hook(*args) -> None:
         got.append(args[0])
 
     return got
@@ -153,7 +153,7 @@ async def test_chargingprofiles_an_older_active_profile_is_a_noop(cluster):
 # --- 4.4: Locations, level by level ----------------------------------------------------------
 
 
-async def location_receiver(cluster):  # noqa: ANN001, ANN201
+async def location_receiver(cluster):
     """A registered pair: (the eMSP, its view of the CPO, the URL of Location
     LOC1 at the eMSP's receiver, the token the CPO calls it with)."""
     cpo, emsp, _, cpo_at_emsp = await registered_pair(cluster)

@@ -27,7 +27,7 @@ async def rows(node: Node) -> tuple[list[tuple], list[tuple]]:
     return [tuple(r) for r in objs], [tuple(r) for r in deliveries]
 
 
-async def cpo_with_emsp(cluster, name: str) -> Node:  # noqa: ANN001
+async def cpo_with_emsp(cluster, name: str) -> Node:
     """A CPO whose eMSP receives Locations; nothing is delivered (no workers),
     so its outbox rows stay as queued."""
     cpo = await cluster.node(f"cpo-{name}", CPO, admin_token=ADMIN_TOKEN, run_workers=False)

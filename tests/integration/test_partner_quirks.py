@@ -30,7 +30,7 @@ PAGES = [{}, *({"offset": str(o), "limit": "50"} for o in (50, 100, 150, 200))]
 FORBIDDEN_BODY = '{"detail":"Not authenticated"}'
 
 
-async def held(node, party_id: int) -> dict[str, str]:  # noqa: ANN001
+async def held(node, party_id: int) -> dict[str, str]:
     """Location id -> address of what the node holds (not stale) from a partner."""
     async with node.engine.connect() as conn:
         rows = (await conn.execute(sa.select(objects.c.data).where(
@@ -233,7 +233,7 @@ def tariff(updated: str = "2026-02-01T00:00:00Z") -> dict:
             "last_updated": updated}
 
 
-async def _outbox(node) -> list[tuple]:  # noqa: ANN001
+async def _outbox(node) -> list[tuple]:
     async with node.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(
             sa.select(outbox.c.status, outbox.c.last_error, outbox.c.unsure))).all()]

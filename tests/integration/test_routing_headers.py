@@ -84,7 +84,7 @@ async def test_every_answer_of_a_direct_connection_carries_both_parties(cluster)
         assert (status, routing_of(headers)) == (401, (None,) * 4)
 
 
-async def _count_is(node, module: str, n: int) -> bool:  # noqa: ANN001
+async def _count_is(node, module: str, n: int) -> bool:
     return await count(node, module) == n
 
 

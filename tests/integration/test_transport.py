@@ -24,11 +24,11 @@ BASE = datetime(2026, 1, 1, tzinfo=UTC)
 ITEMS = [{"id": f"obj-{i:02d}", "last_updated": BASE + timedelta(minutes=i)} for i in range(25)]
 
 
-def mount_list(node):  # noqa: ANN001, ANN201
+def mount_list(node):
     """A paginated Sender list, served the way module routers serve theirs."""
 
     @node.app.get("/ocpi/2.2.1/test/things", dependencies=[Depends(authenticate_registered)])
-    async def things(request: Request):  # noqa: ANN202
+    async def things(request: Request):
         page = page_request(request)
         rows = [i for i in ITEMS
                 if (page.date_from is None or i["last_updated"] >= page.date_from)
@@ -162,7 +162,7 @@ async def test_unknown_fields_tolerated_and_logged_once_per_partner(cluster):
         await _unknown_fields(cpo, fake)
 
 
-async def _unknown_fields(cpo, fake):  # noqa: ANN001, ANN202
+async def _unknown_fields(cpo, fake):
     body = {"token": "new-token-b", "url": fake.versions_url, "roles": [
         {**GOOD_ROLE, "business_details": {"name": "e", "x_brand": "z"}}], "hub_party_id": "NLHUB", "x_custom": 1}
     # Registration under a second invitation, twice with the same extras.

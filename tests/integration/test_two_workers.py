@@ -44,7 +44,7 @@ async def test_two_workers_deliver_1000_changes_once(cluster, tmp_path):
         emsp = await cluster.node("emsp", EMSP, serve=False, pull_initial_delay_s=3600.0)
 
         @emsp.on(Received.TARIFF)
-        async def _got(tariff, party):  # noqa: ANN001, ANN202
+        async def _got(tariff, party):
             applied[tariff.id] += 1
 
         from evroam.node import bind_socket

@@ -16,12 +16,12 @@ collect_ignore = ["partner"]
 
 
 @pytest.fixture(scope="session")
-def partner_python():  # noqa: ANN201
+def partner_python():
     return interop_python()
 
 
 @pytest.fixture
-async def evroam(tmp_path):  # noqa: ANN001, ANN201
+async def evroam(tmp_path):
     """evroam nodes, in process, on SQLite (the backends are covered by the
     integration suite; interop is about the wire)."""
     cluster = Cluster(Databases("sqlite", tmp_path), tmp_path)
@@ -32,7 +32,7 @@ async def evroam(tmp_path):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="session")
-def partner_processes(partner_python, tmp_path_factory):  # noqa: ANN001, ANN201
+def partner_processes(partner_python, tmp_path_factory):
     """One partner process per role for the whole session, started on first use."""
     started: dict[tuple[str, str, str], Partner] = {}
 
@@ -48,6 +48,6 @@ def partner_processes(partner_python, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def partner(partner_processes):  # noqa: ANN001, ANN201
+def partner(partner_processes):
     """`await partner(*PARTNER_CPO)`: the partner in that role, emptied for this test."""
     return lambda role, country, party: partner_processes(role, country, party).reset()

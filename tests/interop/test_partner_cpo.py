@@ -21,7 +21,7 @@ OUR_TOKEN = cdr_token("NL", "EVE")
 
 
 @pytest.fixture
-async def pair(evroam, partner):  # noqa: ANN001, ANN201
+async def pair(evroam, partner):
     node = await evroam.node("emsp", EVROAM_EMSP)
     p = await partner(*PARTNER_CPO)
     party = await evroam_registers(node, p)
@@ -77,7 +77,7 @@ async def test_delta_pull_after_a_full_pull(pair):
     assert delta["http_status"] == 200
 
 
-async def _outbound_gets(node, part: str) -> list[dict]:  # noqa: ANN001
+async def _outbound_gets(node, part: str) -> list[dict]:
     await node.call_log.flush()
     return [r for r in await calllog.recent(node.engine, limit=50)
             if r["direction"] == "out" and r["method"] == "GET" and part in r["url"]]
@@ -176,6 +176,6 @@ async def test_start_session_at_an_unknown_location(pair):
     assert (await p.state())["commands_received"] == []
 
 
-async def _state(node, uid: str, state: str) -> bool:  # noqa: ANN001
+async def _state(node, uid: str, state: str) -> bool:
     t = await node.command(uid)
     return t is not None and t.state == state

@@ -27,18 +27,18 @@ THEIR_TOKEN = cdr_token(CC, PID, "RFID-1")
 
 
 @pytest.fixture
-async def pair(evroam, partner):  # noqa: ANN001, ANN201
+async def pair(evroam, partner):
     node = await evroam.node("cpo", EVROAM_CPO)
     p = await partner(*PARTNER_EMSP)
     party, _ = await partner_registers(node, p)
     return node, p, party
 
 
-async def held(p, module: str) -> dict:  # noqa: ANN001
+async def held(p, module: str) -> dict:
     return (await p.state())["objects"][module]
 
 
-async def outbound(node, method: str, part: str) -> list[dict]:  # noqa: ANN001
+async def outbound(node, method: str, part: str) -> list[dict]:
     await node.call_log.flush()
     return [r for r in await calllog.recent(node.engine, limit=100)
             if r["direction"] == "out" and r["method"] == method and part in r["url"]]
@@ -66,7 +66,7 @@ async def test_tariff_reaches_the_partner(pair):
     assert (await held(p, "tariffs"))["t1"]["currency"] == "EUR"
 
 
-async def _session_with_cdr_setup(node) -> None:  # noqa: ANN001
+async def _session_with_cdr_setup(node) -> None:
     await node.publish("tariffs", Tariff.from_wire(tariff("NL", "EVC", "T1")))
     await node.publish("locations", Location.from_wire(location("NL", "EVC", "LOC1", tariff_ids=("T1",))))
 
@@ -140,7 +140,7 @@ async def test_partner_pushes_a_token(pair):
 
 
 @pytest.fixture
-async def tokens(pair):  # noqa: ANN001, ANN201
+async def tokens(pair):
     """The partner's tokens, whitelist NEVER (always asked in real time), known to evroam by a pull."""
     node, p, party = pair
     await p.seed("tokens", [token(CC, PID, "VALID-1"), token(CC, PID, "BLOCKED-1", valid=False)])
@@ -210,7 +210,7 @@ async def test_partner_starts_a_session_and_gets_the_result(pair):
     seen = []
 
     @node.on(CommandType.START_SESSION)
-    async def start(command, handle):  # noqa: ANN001, ANN202
+    async def start(command, handle):
         seen.append(command)
         await handle.result(CommandResultType.ACCEPTED)
         return CommandResponse(result=CommandResponseType.ACCEPTED, timeout=30)

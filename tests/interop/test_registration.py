@@ -29,7 +29,7 @@ async def get(url: str, token: str) -> tuple[int, dict]:
 
 
 @pytest.fixture
-async def pair(evroam, partner, request):  # noqa: ANN001, ANN201
+async def pair(evroam, partner, request):
     """(evroam node, partner, the partner as evroam holds it, the spent token A and its issuer)."""
     partner_role, our_roles, initiator = request.param
     node = await evroam.node("evroam", our_roles)

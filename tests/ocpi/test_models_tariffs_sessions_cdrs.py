@@ -345,7 +345,7 @@ _price = st.builds(lambda e, i: _drop_none({"excl_vat": e, "incl_vat": i}), _mon
 _restrictions = st.builds(
     lambda *v: _drop_none(dict(zip(
         ["start_time", "end_time", "start_date", "min_kwh", "max_kwh", "min_current", "max_power",
-         "min_duration", "max_duration", "day_of_week"], v))),
+         "min_duration", "max_duration", "day_of_week"], v, strict=True))),
     _opt(_hhmm), _opt(_hhmm), _opt(st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10)),
     _opt(_small), _opt(_small), _opt(_small), _opt(_small),
     _opt(st.integers(0, 10**6)), _opt(st.integers(0, 10**6)),

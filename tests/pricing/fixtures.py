@@ -47,7 +47,7 @@ def local(text: str, zone: str = "Europe/Amsterdam") -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def D(x: object) -> Decimal:  # noqa: N802
+def D(x: object) -> Decimal:
     return Decimal(str(x))
 
 

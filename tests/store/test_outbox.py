@@ -22,7 +22,7 @@ PERIOD_2 = {"start_date_time": "2026-01-01T10:15:00Z", "dimensions": [{"type": "
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(request, tmp_path_factory):  # noqa: ANN001, ANN201
+def database(request, tmp_path_factory):
     """One migrated database per backend for the module (a PostgreSQL one
     costs seconds to create); `engine` empties it for each test."""
     if request.param == "postgresql" and (reason := asyncio.run(pg_available())):
@@ -43,7 +43,7 @@ def database(request, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-async def engine(database):  # noqa: ANN001, ANN201
+async def engine(database):
     eng = db.create_engine(database)
     try:
         async with eng.begin() as conn:
@@ -54,28 +54,28 @@ async def engine(database):  # noqa: ANN001, ANN201
         await eng.dispose()
 
 
-async def _party(conn, name: str) -> int:  # noqa: ANN001
+async def _party(conn, name: str) -> int:
     now = utcnow()
     return (await conn.execute(parties.insert().values(name=name, status="REGISTERED", initiated_by_us=False,
                                                        created_at=now, updated_at=now)
                                .returning(parties.c.id))).scalar_one()
 
 
-async def _object(conn, oid: str, data: str = "{}") -> int:  # noqa: ANN001
+async def _object(conn, oid: str, data: str = "{}") -> int:
     return (await conn.execute(objects.insert().values(
         module="sessions", owner_id=OURS, cc_key="NL", pid_key="CPO", oid_key=oid, type_key="",
         last_updated=utcnow(), data=data, stale=False).returning(objects.c.id))).scalar_one()
 
 
 @pytest.fixture
-async def ids(engine):  # noqa: ANN001, ANN201
+async def ids(engine):
     """(party, other party, object, other object) ids."""
     async with engine.begin() as conn:
         return (await _party(conn, "emsp"), await _party(conn, "other"), await _object(conn, "S1"),
                 await _object(conn, "S2"))
 
 
-async def enqueue(engine, party: int, obj: int, method: str, patch: dict | None = None,  # noqa: ANN001
+async def enqueue(engine, party: int, obj: int, method: str, patch: dict | None = None,
                   sub_path: str | None = None) -> None:
     async with engine.begin() as conn:
         # The Sessions module's description says which PATCH fields append.
@@ -83,7 +83,7 @@ async def enqueue(engine, party: int, obj: int, method: str, patch: dict | None 
                              appended=REGISTRY["sessions"].appended)
 
 
-async def rows(engine) -> list[tuple]:  # noqa: ANN001
+async def rows(engine) -> list[tuple]:
     """(party, object, method, patch, sub_path, seq, status) of every row, oldest first."""
     t = outbox_table
     async with engine.connect() as conn:
@@ -92,7 +92,7 @@ async def rows(engine) -> list[tuple]:  # noqa: ANN001
     return [tuple(r) for r in found]
 
 
-async def claim(engine, batch: int = 50) -> list[outbox.Delivery]:  # noqa: ANN001
+async def claim(engine, batch: int = 50) -> list[outbox.Delivery]:
     async with engine.begin() as conn:
         return await outbox.claim(conn, "test:1:w", batch=batch)
 

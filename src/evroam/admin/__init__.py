@@ -115,7 +115,7 @@ async def parse_object(request: Request, model: type[M]) -> M:
         raise bad_request(error_text(exc)) from None
 
 
-def create_admin_app(node: NodeService):  # noqa: ANN201
+def create_admin_app(node: NodeService):
     from evroam.admin.app import create_admin_app as create
 
     return create(node)

@@ -62,7 +62,7 @@ def resolve_token(config: NodeConfig) -> str | None:
 
 
 async def require_admin(request: Request,
-                        creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:  # noqa: B008
+                        creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     expected: bytes = request.app.state.admin_token
     if creds is None:
         raise StarletteHTTPException(401, "missing admin token: send `Authorization: Bearer <token>`",
@@ -74,29 +74,29 @@ async def require_admin(request: Request,
 
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(OcpiError)
-    async def _ocpi_error(request: Request, exc: OcpiError):  # noqa: ANN202
+    async def _ocpi_error(request: Request, exc: OcpiError):
         http = exc.http_status
         if http == 200 and 2000 <= exc.status_code < 3000:
             http = 400  # an admin caller is told plainly that its request was wrong
         return ocpi_response(exc.data, status_code=exc.status_code, status_message=exc.message, http_status=http)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
+    async def _request_validation(request: Request, exc: RequestValidationError):
         msgs = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
         return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=msgs, http_status=400)
 
     @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError):  # noqa: ANN202
+    async def _validation(request: Request, exc: ValidationError):
         return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=error_text(exc),
                              http_status=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
+    async def _http(request: Request, exc: StarletteHTTPException):
         return ocpi_response(status_code=StatusCode.CLIENT_ERROR, status_message=str(exc.detail),
                              http_status=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):  # noqa: ANN202
+    async def _unexpected(request: Request, exc: Exception):
         log.exception("admin.unhandled", path=request.url.path)
         return ocpi_response(status_code=StatusCode.SERVER_ERROR, status_message="internal error", http_status=500)
 

@@ -61,7 +61,7 @@ class ProfileRequestBody(OcpiModel):
     charging_profile: ChargingProfile | None = Field(None, description="SET: the profile to set.")
 
 
-async def _send(coro):  # noqa: ANN001, ANN202
+async def _send(coro):
     try:
         return await coro
     except KeyError as exc:

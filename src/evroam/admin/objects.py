@@ -84,7 +84,7 @@ async def put_own(request: Request, module: Module, object_id: str, type_: str =
               message="unchanged" if kind == UNCHANGED else None)
 
 
-async def _publish(node, module: Module, obj: OcpiModel, ours: Ours) -> str:  # noqa: ANN001
+async def _publish(node, module: Module, obj: OcpiModel, ours: Ours) -> str:
     async with own.changing(node.engine, module, getattr(obj, module.id_field)) as conn:
         if module is CDRS:
             where = obj.cdr_location
@@ -138,7 +138,7 @@ async def put_tariff(request: Request, tariff_id: str) -> Response:
 @router.put("/tokens/{token_uid}", status_code=201, summary="Create or replace one of our Tokens",
             description=_OBJECT_DOC + " Tokens are identified by uid and type.", openapi_extra=body(TOKENS.model),
             responses=_PUT_ANSWERS)
-async def put_token(request: Request, token_uid: str, type: str = _TYPE) -> Response:  # noqa: A002
+async def put_token(request: Request, token_uid: str, type: str = _TYPE) -> Response:
     return await put_own(request, TOKENS, token_uid, _token_type(type))
 
 
@@ -246,7 +246,7 @@ async def delete_tariff(request: Request, tariff_id: str, who: Whose = Depends(w
 
 
 @router.get("/tokens/{token_uid}", summary="One of our Tokens", responses=answers(400, 404))
-async def get_token(request: Request, token_uid: str, type: str = _TYPE,  # noqa: A002
+async def get_token(request: Request, token_uid: str, type: str = _TYPE,
                     who: Whose = Depends(whose)) -> Response:
     return object_response(await our_object(request, TOKENS, token_uid, who, _token_type(type)))
 
@@ -259,7 +259,7 @@ async def get_token(request: Request, token_uid: str, type: str = _TYPE,  # noqa
                          "BLOCKED, an unknown token or no answer NOT_ALLOWED; `token` when known) with "
                          "`source` (cache, realtime, cache-offline-fallback), `reason` and `partner`.",
              openapi_extra=body(LocationReferences, required=False), responses=answers(400))
-async def authorize_token(request: Request, token_uid: str, type: str = _TYPE) -> Response:  # noqa: A002
+async def authorize_token(request: Request, token_uid: str, type: str = _TYPE) -> Response:
     type_ = _token_type(type)
     raw = (await request.body()).strip()
     where = None if raw in (b"", b"null") else await parse_object(request, LocationReferences)

@@ -103,7 +103,7 @@ async def list_received(
 @router.get("/received/{module}/{country_code}/{party_id}/{object_id}",
             summary="One object a partner sent us, by its OCPI keys", responses=answers(404))
 async def get_received(request: Request, module: str, country_code: str, party_id: str, object_id: str,
-                       type: str | None = Query(None, description="Tokens only: the token type.")) -> Response:  # noqa: A002
+                       type: str | None = Query(None, description="Tokens only: the token type.")) -> Response:
     if module not in REGISTRY.objects():
         raise not_found(f"unknown module {module!r}; one of {', '.join(REGISTRY.objects())}")
     conds = [objects.c.module == module, objects.c.owner_id != OURS, objects.c.cc_key == ci_key(country_code),

@@ -56,11 +56,11 @@ class IssueCdr(OcpiModel):
         None, description="Our tariffs to price with; default: those of the session's connector.")
 
 
-def _session(session) -> Response:  # noqa: ANN001
+def _session(session) -> Response:
     return ok(data_json=session.to_json_bytes())
 
 
-async def _guard(coro):  # noqa: ANN001, ANN202
+async def _guard(coro):
     """The helpers' errors as admin answers."""
     try:
         return await coro

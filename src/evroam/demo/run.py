@@ -104,7 +104,7 @@ async def lifecycle(base: Path, cpo_db: str | None = None, emsp_db: str | None =
 
     # --- the CPO's business hooks: its charge points carry out commands -----------------
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         async def on_the_charger() -> None:
             evse = command.evse_uid or "E1"
             session = await cpo_sessions.start(
@@ -123,7 +123,7 @@ async def lifecycle(base: Path, cpo_db: str | None = None, emsp_db: str | None =
         return CommandResponse(result=CommandResponseType.ACCEPTED, timeout=30)
 
     @cpo.on(CommandType.STOP_SESSION)
-    async def stop_session(command, handle):  # noqa: ANN001, ANN202
+    async def stop_session(command, handle):
         async def on_the_charger() -> None:
             await cpo_sessions.stop(cpo, command.session_id, end_date_time=sim_start + timedelta(minutes=90))
             await cpo_locations.set_evse_status(cpo, "UTRECHT-CS", "E1", Status.AVAILABLE)

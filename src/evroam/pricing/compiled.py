@@ -228,7 +228,7 @@ class CompiledTariff:
         namespace["_choose"] = self.choice
         # Generated from the compiled restrictions only (numbers); values that
         # are not ints are passed by name, never formatted into the source.
-        exec(compile(self.source, f"<tariff {self.id}>", "exec"), namespace)  # noqa: S102
+        exec(compile(self.source, f"<tariff {self.id}>", "exec"), namespace)
         self.mask: Callable[..., int] = namespace["mask"]
         self.match: Callable[..., tuple[Any, Any, Any, Any]] = namespace["match"]
 

@@ -18,17 +18,17 @@ log = structlog.get_logger("evroam.access")
 
 
 class AccessLogMiddleware:
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status: list[int] = []
 
-        async def send_wrapper(message) -> None:  # noqa: ANN001
+        async def send_wrapper(message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             await send(message)

@@ -19,7 +19,7 @@ from evroam.server.responses import ocpi_response
 log = structlog.get_logger(__name__)
 
 
-def validation_error_response(exc: ValidationError):  # noqa: ANN201
+def validation_error_response(exc: ValidationError):
     if any(e["type"] == "json_invalid" for e in exc.errors()):
         return ocpi_response(status_code=StatusCode.CLIENT_ERROR, http_status=400,
                              status_message="request body is not valid JSON")
@@ -45,7 +45,7 @@ def allowed_methods(request: Request) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(OcpiError)
-    async def _ocpi_error(request: Request, exc: OcpiError):  # noqa: ANN202
+    async def _ocpi_error(request: Request, exc: OcpiError):
         request.state.ocpi_status = exc.status_code
         await note_routing_of_error(request)
         # A 405 names what the path does serve (RFC 9110), the handshake's too.
@@ -54,18 +54,18 @@ def install(app: FastAPI) -> None:
                              http_status=exc.http_status, headers=headers)
 
     @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError):  # noqa: ANN202
+    async def _validation(request: Request, exc: ValidationError):
         await note_routing_of_error(request)
         return validation_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError):  # noqa: ANN202
+    async def _request_validation(request: Request, exc: RequestValidationError):
         await note_routing_of_error(request)
         msgs = "; ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
         return ocpi_response(status_code=StatusCode.INVALID_PARAMETERS, status_message=msgs)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException):  # noqa: ANN202
+    async def _http(request: Request, exc: StarletteHTTPException):
         await note_routing_of_error(request)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
@@ -74,13 +74,13 @@ def install(app: FastAPI) -> None:
                              http_status=exc.status_code, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
-    async def _gone(request: Request, exc: ClientDisconnect):  # noqa: ANN202
+    async def _gone(request: Request, exc: ClientDisconnect):
         # The caller hung up mid-body (e.g. a partner process killed): nothing
         # to answer, nothing written, and not our error.
         return Response(status_code=499)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):  # noqa: ANN202
+    async def _unexpected(request: Request, exc: Exception):
         log.exception("server.unhandled", path=request.url.path)
         return ocpi_response(status_code=StatusCode.SERVER_ERROR, status_message="internal error",
                              http_status=500)

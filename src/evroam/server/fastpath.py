@@ -40,7 +40,7 @@ _CACHE_MAX = 4096
 
 
 class FastSender:
-    def __init__(self, app, ctx: ServerContext, get_one: dict[str, Module]) -> None:  # noqa: ANN001
+    def __init__(self, app, ctx: ServerContext, get_one: dict[str, Module]) -> None:
         self.app = app
         self.ctx = ctx
         # "/ocpi/2.2.1/sender/<module>/" -> the module whose GET one it serves.
@@ -54,7 +54,7 @@ class FastSender:
         if self.reader is not None:
             await self.reader.close()
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if self.reader is not None and scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             cut = path.rfind("/") + 1
@@ -63,7 +63,7 @@ class FastSender:
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope, send, module: Module, object_id: str) -> bool:  # noqa: ANN001
+    async def _answer(self, scope, send, module: Module, object_id: str) -> bool:
         # As Starlette's Headers.get: the first of a repeated header counts.
         auth, routing_values = None, {}
         for name, value in scope["headers"]:

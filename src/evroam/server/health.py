@@ -38,7 +38,7 @@ async def ready(request: Request) -> JSONResponse:
     expected = head_revision()
     try:
         applied = await asyncio.wait_for(applied_revision(request.app.state.engine), READY_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - any failure to answer means not ready
+    except Exception as exc:
         error = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
         _note(request, False, database="unreachable", error=error)
         return JSONResponse({"status": "not_ready", "database": "unreachable", "error": error}, 503,

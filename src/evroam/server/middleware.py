@@ -17,12 +17,12 @@ from evroam.store.calllog import CallLog, CallRecord
 
 
 class OcpiMiddleware:
-    def __init__(self, app, call_log: CallLog | None = None, log_prefix: str = "/ocpi") -> None:  # noqa: ANN001
+    def __init__(self, app, call_log: CallLog | None = None, log_prefix: str = "/ocpi") -> None:
         self.app = app
         self.call_log = call_log
         self.log_prefix = log_prefix
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -46,13 +46,13 @@ class OcpiMiddleware:
         cap = self.call_log.body_cap if self.call_log else 0
         ids = [(b"x-request-id", request_id.encode("latin-1")), (b"x-correlation-id", correlation_id.encode("latin-1"))]
 
-        async def receive_wrapper():  # noqa: ANN202
+        async def receive_wrapper():
             message = await receive()
             if logged and message["type"] == "http.request" and len(req_body) <= cap:
                 req_body.extend(message.get("body", b""))
             return message
 
-        async def send_wrapper(message) -> None:  # noqa: ANN001
+        async def send_wrapper(message) -> None:
             if message["type"] == "http.response.start":
                 status_holder.append(message["status"])
                 hdrs = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _ID_HEADERS]
@@ -99,7 +99,7 @@ _SLASHES = re.compile(r"//+")
 _ID_HEADERS = (b"x-request-id", b"x-correlation-id")
 
 
-def _ids(headers) -> tuple[str, str]:  # noqa: ANN001
+def _ids(headers) -> tuple[str, str]:
     """X-Request-ID and X-Correlation-ID as the request gives them (the last
     of a repeated one), or new ones."""
     request_id = correlation_id = None
@@ -133,11 +133,11 @@ class BodyLimit:
     handlers (they read whole bodies) would have held anyway.
     """
 
-    def __init__(self, app, max_bytes: int) -> None:  # noqa: ANN001
+    def __init__(self, app, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -158,12 +158,12 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
 
-        async def replay():  # noqa: ANN202
+        async def replay():
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def _refuse(self, scope, receive, send) -> None:
         # The rest of the body is never read, so the connection cannot carry another request.
         response = ocpi_response(status_code=StatusCode.CLIENT_ERROR, http_status=413,
                                  status_message=f"request body larger than {self.max_bytes} bytes "
@@ -172,7 +172,7 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _content_length(scope) -> int:  # noqa: ANN001
+def _content_length(scope) -> int:
     for name, value in scope["headers"]:
         if name.lower() == b"content-length":
             try:

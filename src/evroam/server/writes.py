@@ -164,8 +164,8 @@ async def receive_put(request: Request, module: Module, cc: str, pid: str, oid: 
     check_caller(module, auth.party, cc, pid)
     obj = await parse_body(request, module.model)
     check_identity(obj, module, cc, pid, oid)
-    if module.typed and getattr(obj, "type").value != type_:
-        raise invalid(f"type: {getattr(obj, 'type').value!r} in the body differs from {type_!r} in the URL")
+    if module.typed and obj.type.value != type_:
+        raise invalid(f"type: {obj.type.value!r} in the body differs from {type_!r} in the URL")
     key = ObjectKey(module.id, auth.party.id, cc, pid, oid, type_)
     return await write(ctx_of(request).engine, module, key, auth.party, put_merger(obj))
 

@@ -23,7 +23,7 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             # WAL lets the CLI and a serving process share the file.
             cur.execute("PRAGMA journal_mode=WAL")
@@ -39,7 +39,7 @@ def create_engine(url: str) -> AsyncEngine:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def _sqlite_begin(conn, cursor, statement, _params, context, _many):  # noqa: ANN001
+        def _sqlite_begin(conn, cursor, statement, _params, context, _many):
             # A transaction takes SQLite's single write lock (BEGIN IMMEDIATE)
             # at its first write or locking read, so read-modify-write cycles
             # serialise as FOR UPDATE does on PostgreSQL. Plain reads before
@@ -56,11 +56,11 @@ def create_engine(url: str) -> AsyncEngine:
         dialect = engine.sync_engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
-        def _commit(dbapi_conn) -> None:  # noqa: ANN001
+        def _commit(dbapi_conn) -> None:
             if _sqlite_in_transaction(dbapi_conn):
                 do_commit(dbapi_conn)
 
-        def _rollback(dbapi_conn) -> None:  # noqa: ANN001
+        def _rollback(dbapi_conn) -> None:
             if _sqlite_in_transaction(dbapi_conn):
                 do_rollback(dbapi_conn)
 
@@ -71,12 +71,12 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _sqlite_in_transaction(dbapi_conn) -> bool:  # noqa: ANN001
+def _sqlite_in_transaction(dbapi_conn) -> bool:
     """Whether SQLite has a transaction open on this (pooled or adapted)
     connection; True when that cannot be told, so the driver is asked."""
     try:
         return bool(dbapi_conn.driver_connection.in_transaction)
-    except Exception:  # noqa: BLE001 - closed or unknown: let the driver answer
+    except Exception:
         return True
 
 

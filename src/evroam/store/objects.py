@@ -59,7 +59,7 @@ class ObjectKey:
 
 def object_key(module: Module, obj: OcpiModel, owner_id: int = OURS) -> ObjectKey:
     """The key an OCPI object is stored under (Tokens: uid + type)."""
-    type_ = getattr(obj, "type").value if module.typed else ""
+    type_ = obj.type.value if module.typed else ""
     return ObjectKey(module.id, owner_id, obj.country_code, obj.party_id, getattr(obj, module.id_field), type_)
 
 

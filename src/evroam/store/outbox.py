@@ -52,7 +52,7 @@ class Delivery:
     claimed_by: str | None = None
 
 
-def _insert(conn: AsyncConnection):  # noqa: ANN202
+def _insert(conn: AsyncConnection):
     return pg_insert(outbox) if conn.dialect.name == "postgresql" else sqlite_insert(outbox)
 
 

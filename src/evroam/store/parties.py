@@ -175,7 +175,7 @@ async def authenticate(conn: AsyncConnection, decoded: str | None, raw: str | No
     if not candidates:
         return None
     hashes = list(candidates)
-    rows = (await conn.execute(_AUTH_BY_HASHES[len(hashes) - 1], dict(zip(("h0", "h1"), hashes)))).all()
+    rows = (await conn.execute(_AUTH_BY_HASHES[len(hashes) - 1], dict(zip(("h0", "h1"), hashes, strict=False)))).all()
     for row in sorted(rows, key=lambda r: candidates[r.token_hash]):
         if candidates[row.token_hash] and not row.allow_raw_token:
             continue

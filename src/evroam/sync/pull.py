@@ -65,7 +65,7 @@ async def _record(engine: AsyncEngine, party_id: int, module: str, **values: obj
                                                   set_=values))
 
 
-async def _judge_new(conn, module: Module, owner_id: int, unique: dict,  # noqa: ANN001
+async def _judge_new(conn, module: Module, owner_id: int, unique: dict,
                      stored: list[objects.Upserted]) -> None:
     """A pulled object is received like a pushed one: judged once, when it
     first arrives (CDRs: re-priced, kept ACCEPTED or DISPUTED with the reason)."""

@@ -176,7 +176,7 @@ class PullScheduler:
         return last is not None and utcnow() - last < timedelta(seconds=self.interval_s * (1 - JITTER) * 0.9)
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self, party_id: int, module: str):  # noqa: ANN202
+    async def _exclusive(self, party_id: int, module: str):
         """On PostgreSQL, one process at a time pulls a (partner, module);
         SQLite has a single writer process anyway."""
         if self.engine.dialect.name != "postgresql":

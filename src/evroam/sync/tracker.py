@@ -218,7 +218,7 @@ class ResultHandle:
             assert self.callbacks.post_result is not None
             error = await self.callbacks.post_result(party, self.response_url, data, self.routing)
         async with self.callbacks.engine.begin() as conn:
-            await repo.record_result(conn, self.id, getattr(body, "result").value, data.decode(),
+            await repo.record_result(conn, self.id, body.result.value, data.decode(),
                                      delivery_error=error)
         if error:
             log.warning(f"{self.kind}.result_not_delivered", id=self.id, url=self.response_url, error=error)
@@ -401,7 +401,7 @@ async def expect_tracked(engine: AsyncEngine, uid: str, kind: str, type_: str, p
 async def store_result(engine: AsyncEngine, uid: str, result: OcpiModel) -> Tracked:
     async with engine.begin() as conn:
         await repo.expire(conn, uid)  # a result after the deadline finds TIMEOUT
-        await repo.record_result(conn, uid, getattr(result, "result").value, result.to_json_bytes().decode())
+        await repo.record_result(conn, uid, result.result.value, result.to_json_bytes().decode())
         t = await repo.get(conn, uid)
     assert t is not None
     return t

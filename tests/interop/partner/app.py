@@ -51,7 +51,7 @@ def main() -> None:
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
-def build(role: str, country: str, party: str, port: int):  # noqa: ANN201
+def build(role: str, country: str, party: str, port: int):
     import httpx
     from fastapi import APIRouter, Body, HTTPException
     from fastapi.encoders import jsonable_encoder

@@ -49,7 +49,7 @@ class State:
 STATE = State()
 
 
-def key_of(module: str, data: dict | None = None, id: Any = None, token_type: Any = None) -> str:  # noqa: A002
+def key_of(module: str, data: dict | None = None, id: Any = None, token_type: Any = None) -> str:
     """CiString keys: the library lower-cases ids in paths and bodies alike."""
     if module == ModuleID.tokens.value:
         uid = data["uid"] if data is not None else id
@@ -66,7 +66,7 @@ def _moment(value: Any) -> datetime:
 
 class Store(Crud):
     @classmethod
-    async def get(cls, module: ModuleID, role: Any, id: Any, *args: Any, **kw: Any) -> Any:  # noqa: A002
+    async def get(cls, module: ModuleID, role: Any, id: Any, *args: Any, **kw: Any) -> Any:
         if module == ModuleID.credentials_and_registration:
             return STATE.our_credentials(id) if id in STATE.peers else None
         if module == ModuleID.commands:
@@ -96,7 +96,7 @@ class Store(Crud):
         return data
 
     @classmethod
-    async def update(cls, module: ModuleID, role: Any, data: dict, id: Any, *args: Any, **kw: Any) -> Any:  # noqa: A002
+    async def update(cls, module: ModuleID, role: Any, data: dict, id: Any, *args: Any, **kw: Any) -> Any:
         if module == ModuleID.credentials_and_registration:
             old = kw["auth_token"]
             token = STATE.new_token()
@@ -110,7 +110,7 @@ class Store(Crud):
         return data
 
     @classmethod
-    async def delete(cls, module: ModuleID, role: Any, id: Any, *args: Any, **kw: Any) -> None:  # noqa: A002
+    async def delete(cls, module: ModuleID, role: Any, id: Any, *args: Any, **kw: Any) -> None:
         if module == ModuleID.credentials_and_registration:
             STATE.peers.pop(kw["auth_token"], None)
             return

@@ -49,7 +49,7 @@ async def verdict_at_emsp(p: Pair, cdr_id: str) -> tuple[str | None, str | None]
     return stored.status, stored.note
 
 
-async def post(p: Pair, body: object = None, raw: bytes | None = None):  # noqa: ANN201
+async def post(p: Pair, body: object = None, raw: bytes | None = None):
     return await call("POST", p.rx("cdrs"), p.as_cpo, raw if raw is not None else body)
 
 
@@ -82,7 +82,7 @@ async def test_post_answers_a_location_and_cdrs_never_change(cluster):
     got = []
 
     @p.emsp.on(Received.CDR)
-    async def _received(cdr, party):  # noqa: ANN001, ANN202
+    async def _received(cdr, party):
         got.append((cdr.id, party.name))
 
     cdr = make_cdr()
@@ -299,7 +299,7 @@ async def test_cli_lists_received_cdrs_with_their_verdict(cluster):
     register(app)
     home = str(p.emsp.config.home)
 
-    def cli(*args: str):  # noqa: ANN202
+    def cli(*args: str):
         # In a thread: the command runs its own event loop.
         return asyncio.to_thread(CliRunner().invoke, app, ["cdrs", "list", "--home", home, *args],
                                  env={"COLUMNS": "300"})
@@ -325,7 +325,7 @@ async def test_admin_routes_drive_a_session_to_its_cdr(cluster):
     await publish_basics(p)
     base = f"{p.cpo.config.public_url}/admin"
 
-    async def admin(method: str, path: str, body: object = None):  # noqa: ANN202
+    async def admin(method: str, path: str, body: object = None):
         import aiohttp
 
         async with aiohttp.ClientSession() as s, s.request(

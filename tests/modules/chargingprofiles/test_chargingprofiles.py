@@ -32,7 +32,7 @@ PROFILE = {"charging_rate_unit": "A", "min_charging_rate": 6,
 ACTIVE = {"start_date_time": "2026-01-01T10:00:00Z", "charging_profile": PROFILE}
 
 
-async def setup(cluster):  # noqa: ANN001, ANN201
+async def setup(cluster):
     cpo, emsp, _, party = await registered_pair(cluster)
     await cpo.publish("locations", Location.from_wire(two_evse_location()))
     for sid, cc, pid in (("S1", "DE", "EMS"), ("S2", "FR", "OTH"), ("S3", "DE", "EMS")):
@@ -44,12 +44,12 @@ def accept(timeout: int = 30) -> ChargingProfileResponse:
     return ChargingProfileResponse(result=ChargingProfileResponseType.ACCEPTED, timeout=timeout)
 
 
-async def state_is(node, uid: str, state: str) -> bool:  # noqa: ANN001
+async def state_is(node, uid: str, state: str) -> bool:
     t = await node.command(uid)
     return t is not None and t.state == state
 
 
-async def rows(node) -> int:  # noqa: ANN001
+async def rows(node) -> int:
     async with node.engine.connect() as conn:
         return (await conn.execute(sa.select(sa.func.count()).select_from(commands_table))).scalar_one()
 
@@ -59,7 +59,7 @@ async def test_set_profile_result_and_active_profile_updates(cluster):
     seen: list[tuple[ChargingProfileRequest, ResultHandle]] = []
 
     @cpo.on(ChargingProfileEvent.SET)
-    async def set_profile(req, handle):  # noqa: ANN001, ANN202
+    async def set_profile(req, handle):
         seen.append((req, handle))
         await handle.result(ChargingProfileResultType.ACCEPTED)
         return accept()
@@ -67,11 +67,11 @@ async def test_set_profile_result_and_active_profile_updates(cluster):
     results, updates = [], []
 
     @emsp.on(ChargingProfileEvent.RESULT)
-    async def on_result(tracked, partner):  # noqa: ANN001, ANN202
+    async def on_result(tracked, partner):
         results.append((tracked.type, tracked.result))
 
     @emsp.on(ChargingProfileEvent.ACTIVE_PROFILE)
-    async def on_active(session_id, profile, partner):  # noqa: ANN001, ANN202
+    async def on_active(session_id, profile, partner):
         updates.append((session_id, profile.charging_profile.charging_profile_period[0].limit, partner.name))
 
     uid = await emsp.send_profile_request(party.name, "SET", "S1", charging_profile=PROFILE)
@@ -104,7 +104,7 @@ async def test_get_active_profile_and_query_rules(cluster):
     requests = []
 
     @cpo.on(ChargingProfileEvent.GET_ACTIVE)
-    async def get_active(req, handle):  # noqa: ANN001, ANN202
+    async def get_active(req, handle):
         requests.append(req)
         await handle.result(ChargingProfileResultType.ACCEPTED, profile=ActiveChargingProfile.from_wire(ACTIVE))
         return accept()
@@ -136,7 +136,7 @@ async def test_clear_profile_rejected_by_evse_and_timeout(cluster):
     first = []
 
     @cpo.on(ChargingProfileEvent.CLEAR)
-    async def clear(req, handle):  # noqa: ANN001, ANN202
+    async def clear(req, handle):
         if not first:
             first.append(handle)
             await handle.result(ChargingProfileResultType.UNKNOWN)
@@ -171,7 +171,7 @@ async def test_no_hook_unknown_and_foreign_sessions(cluster):
         "PUT": lambda sid: call("PUT", f"{url}/{sid}", tok, {"charging_profile": PROFILE, "response_url": ru}),
         "DELETE": lambda sid: call("DELETE", f"{url}/{sid}?response_url={ru}", tok),
     }
-    for method, do in calls.items():
+    for do in calls.values():
         status, env, _ = await do("S1")
         assert (status, env["status_code"], env["data"]) == (200, 1000, {"result": "NOT_SUPPORTED", "timeout": 0})
     for event in (ChargingProfileEvent.GET_ACTIVE, ChargingProfileEvent.SET, ChargingProfileEvent.CLEAR):
@@ -210,7 +210,7 @@ async def test_no_hook_unknown_and_foreign_sessions(cluster):
     assert env["data"]["result"] == "ACCEPTED"
 
 
-async def _accepting(req, handle) -> ChargingProfileResponse:  # noqa: ANN001
+async def _accepting(req, handle) -> ChargingProfileResponse:
     return accept()
 
 

@@ -28,7 +28,7 @@ def start(location_id: str = "LOC1", **kw: object) -> dict:
     return {"token": token(), "location_id": location_id, **kw}
 
 
-async def setup(cluster):  # noqa: ANN001, ANN201
+async def setup(cluster):
     """A registered pair; the CPO has LOC1 and sessions S1 (the eMSP's) and S2 (another eMSP's)."""
     cpo, emsp, _, party = await registered_pair(cluster)
     await cpo.publish("locations", Location.from_wire(two_evse_location()))
@@ -41,17 +41,17 @@ def accept(timeout: int = 30) -> CommandResponse:
     return CommandResponse(result=CommandResponseType.ACCEPTED, timeout=timeout)
 
 
-async def state_is(node, uid: str, state: str) -> bool:  # noqa: ANN001
+async def state_is(node, uid: str, state: str) -> bool:
     t = await node.command(uid)
     return t is not None and t.state == state
 
 
-async def cpo_rows(cpo) -> int:  # noqa: ANN001
+async def cpo_rows(cpo) -> int:
     async with cpo.engine.connect() as conn:
         return (await conn.execute(sa.select(sa.func.count()).select_from(commands_table))).scalar_one()
 
 
-def commands_url(party) -> str:  # noqa: ANN001
+def commands_url(party) -> str:
     return party.endpoint_url("commands", "RECEIVER")
 
 
@@ -63,7 +63,7 @@ async def test_start_session_accepted_and_result_accepted(cluster):
     seen = {}
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         seen.update(command=command, handle=handle)
         # Reported before the answer: it must still go out after the ACCEPTED.
         seen["task"] = await handle.result(CommandResultType.ACCEPTED)
@@ -72,7 +72,7 @@ async def test_start_session_accepted_and_result_accepted(cluster):
     results = []
 
     @emsp.on(CommandEvent.RESULT)
-    async def on_result(tracked, partner):  # noqa: ANN001, ANN202
+    async def on_result(tracked, partner):
         results.append((tracked.id, tracked.result, partner.name))
 
     uid = await emsp.send_command(party.name, CommandType.START_SESSION, start(evse_uid="E1"))
@@ -105,13 +105,13 @@ async def test_command_rejected_by_the_charger(cluster):
     cpo, emsp, party = await setup(cluster)
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(
             handle.result(CommandResultType.EVSE_OCCUPIED)))
         return accept()
 
     @cpo.on(CommandType.RESERVE_NOW)
-    async def reserve(command, handle):  # noqa: ANN001, ANN202
+    async def reserve(command, handle):
         await handle.result(CommandResultType.REJECTED)
         return accept()
 
@@ -129,7 +129,7 @@ async def test_command_times_out_and_a_late_result_keeps_timeout(cluster):
     handles = []
 
     @cpo.on(CommandType.UNLOCK_CONNECTOR)
-    async def unlock(command, handle):  # noqa: ANN001, ANN202
+    async def unlock(command, handle):
         handles.append(handle)
         return accept(timeout=1)  # and never reports
 
@@ -152,7 +152,7 @@ async def test_two_commands_in_flight_each_get_their_own_result(cluster):
     both = asyncio.Event()
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         handles[command.evse_uid] = handle
         if len(handles) == 2:
             both.set()
@@ -178,7 +178,7 @@ async def test_two_commands_in_flight_each_get_their_own_result(cluster):
 async def test_unknown_location_is_2003_with_rejected(cluster):
     cpo, emsp, party = await setup(cluster)
 
-    async def never(command, handle):  # noqa: ANN001, ANN202
+    async def never(command, handle):
         raise AssertionError("the hook must not run for an unknown location")
 
     for ct in (CommandType.START_SESSION, CommandType.RESERVE_NOW, CommandType.UNLOCK_CONNECTOR):
@@ -218,7 +218,7 @@ async def test_stop_session_unknown_foreign_and_own(cluster):
     sessions = []
 
     @cpo.on(CommandType.STOP_SESSION)
-    async def stop(command, handle):  # noqa: ANN001, ANN202
+    async def stop(command, handle):
         sessions.append(handle.session.id)
         return accept()
 
@@ -252,7 +252,7 @@ async def test_result_only_after_accepted_and_failing_hook(cluster):
     tasks = []
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         tasks.append(await handle.result(CommandResultType.ACCEPTED))
         return CommandResponse(result=CommandResponseType.REJECTED, timeout=0)
 
@@ -262,7 +262,7 @@ async def test_result_only_after_accepted_and_failing_hook(cluster):
     assert (t.state, t.result) == ("REJECTED", None)
 
     @cpo.on(CommandType.STOP_SESSION)
-    async def broken(command, handle):  # noqa: ANN001, ANN202
+    async def broken(command, handle):
         raise RuntimeError("charger backend down")
 
     status, env, _ = await call("POST", f"{commands_url(party)}/STOP_SESSION", party.token_out,
@@ -349,7 +349,7 @@ async def test_result_for_unknown_or_foreign_id_is_404(cluster):
     assert (t.state, t.response) == ("ERROR", None) and "failed" in t.message
 
 
-async def _parties(node):  # noqa: ANN001, ANN202
+async def _parties(node):
     from evroam.store import parties as repo
 
     async with node.engine.connect() as conn:
@@ -363,7 +363,7 @@ async def test_results_out_of_the_ordinary(cluster):
     emsp_at_cpo = await party_named(cpo, "emsp")
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         status, body, _ = await call("POST", command.response_url, emsp_at_cpo.token_out, {"result": "ACCEPTED"})
         assert (status, body["status_code"]) == (200, 1000)
         return accept()
@@ -375,7 +375,7 @@ async def test_results_out_of_the_ordinary(cluster):
     ids = []
 
     @cpo.on(CommandType.RESERVE_NOW)
-    async def reserve(command, handle):  # noqa: ANN001, ANN202
+    async def reserve(command, handle):
         ids.append(handle.id)
         await handle.result(CommandResultType.ACCEPTED)
         return accept()
@@ -403,7 +403,7 @@ async def test_admin_routes_send_and_show(cluster):
     await cpo.publish("sessions", Session.from_wire(session("S1")))
 
     @cpo.on(CommandType.START_SESSION)
-    async def start_session(command, handle):  # noqa: ANN001, ANN202
+    async def start_session(command, handle):
         await handle.result(CommandResultType.ACCEPTED)
         return accept()
 

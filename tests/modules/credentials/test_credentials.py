@@ -157,7 +157,7 @@ async def test_token_a_never_opens_functional_modules(cluster):
 
     # A functional route guarded the way every module router is guarded.
     @cpo.app.get("/ocpi/2.2.1/cpo/locations", dependencies=[Depends(authenticate_registered)])
-    async def _locations():  # noqa: ANN202
+    async def _locations():
         return ocpi_response([])
 
     token_a, versions_url = await cpo.handshake.invite("emsp")

@@ -19,7 +19,7 @@ def client_info(cc: str = "DE", pid: str = "EMS", status: str = "CONNECTED",
     return {"country_code": cc, "party_id": pid, "role": "EMSP", "status": status, "last_updated": updated}
 
 
-async def test_a_hub_pushes_client_info_to_a_cpo(cluster) -> None:  # noqa: ANN001
+async def test_a_hub_pushes_client_info_to_a_cpo(cluster) -> None:
     cpo, hub, cpo_at_hub, _ = await register(cluster, CPO, HUB)
     url = cpo_at_hub.endpoint_url("hubclientinfo", "RECEIVER")
     assert url == f"{cpo.config.public_url}/ocpi/2.2.1/receiver/hubclientinfo/"
@@ -42,7 +42,7 @@ async def test_a_hub_pushes_client_info_to_a_cpo(cluster) -> None:  # noqa: ANN0
     assert await count(cpo, "hubclientinfo") == 1
 
 
-async def test_the_url_and_body_must_name_the_same_party(cluster) -> None:  # noqa: ANN001
+async def test_the_url_and_body_must_name_the_same_party(cluster) -> None:
     cpo, hub, cpo_at_hub, _ = await register(cluster, CPO, HUB)
     url = cpo_at_hub.endpoint_url("hubclientinfo", "RECEIVER")
     status, body, _ = await call("PUT", url + "DE/XYZ", cpo_at_hub.token_out, client_info())
@@ -53,7 +53,7 @@ async def test_the_url_and_body_must_name_the_same_party(cluster) -> None:  # no
     assert await count(cpo, "hubclientinfo") == 0
 
 
-async def test_only_a_hub_may_push_client_info(cluster) -> None:  # noqa: ANN001
+async def test_only_a_hub_may_push_client_info(cluster) -> None:
     cpo, emsp, cpo_at_emsp, _ = await register(cluster, CPO, EMSP)
     base = cpo_at_emsp.endpoint_url("locations", "SENDER").split("/sender/")[0]
     status, body, _ = await call("PUT", f"{base}/receiver/hubclientinfo/DE/EMS", cpo_at_emsp.token_out,
@@ -63,7 +63,7 @@ async def test_only_a_hub_may_push_client_info(cluster) -> None:  # noqa: ANN001
     assert await count(cpo, "hubclientinfo") == 0
 
 
-async def test_the_hub_serves_the_list(cluster) -> None:  # noqa: ANN001
+async def test_the_hub_serves_the_list(cluster) -> None:
     hub, cpo, hub_at_cpo, _ = await register(cluster, HUB, CPO)
     assert hub_at_cpo.endpoint_url("hubclientinfo", "SENDER") == f"{hub.config.public_url}/ocpi/2.2.1/sender/hubclientinfo/"
     from evroam.ocpi.hubclientinfo import ClientInfo

@@ -53,13 +53,13 @@ def location(lid: str = "LOC1", updated: str = T0, publish: bool = True, evses: 
             "time_zone": "Europe/Amsterdam", "last_updated": updated}
 
 
-async def emsp_receiver(cpo) -> tuple[str, str]:  # noqa: ANN001
+async def emsp_receiver(cpo) -> tuple[str, str]:
     """The eMSP's Receiver URL and the token the CPO calls it with (B)."""
     emsp_at_cpo = await party_named(cpo, "emsp")
     return emsp_at_cpo.endpoint_url("locations", "RECEIVER"), emsp_at_cpo.token_out
 
 
-async def held(node, party_id: int, lid: str = "LOC1") -> dict | None:  # noqa: ANN001
+async def held(node, party_id: int, lid: str = "LOC1") -> dict | None:
     """A Location as stored at `node` (party_id 0: our own)."""
     async with node.engine.connect() as conn:
         s = await objects.get(conn, ObjectKey("locations", party_id, "NL", "CPO", lid))
@@ -300,7 +300,7 @@ async def test_received_hook_gets_the_whole_location(cluster):
     got: list[tuple[Location, str]] = []
 
     @emsp.on(Received.LOCATION)
-    async def received(loc: Location, partner) -> None:  # noqa: ANN001
+    async def received(loc: Location, partner) -> None:
         got.append((loc, partner.name))
 
     loc = f"{base}/NL/CPO/LOC1"
@@ -343,7 +343,7 @@ async def test_concurrent_evse_patches_to_one_location_all_land(cluster):
 # --- our own Locations, pushed and pulled --------------------------------------------------------
 
 
-async def outbound(node, method: str) -> list[dict]:  # noqa: ANN001
+async def outbound(node, method: str) -> list[dict]:
     await node.call_log.flush()
     rows = await calllog.recent(node.engine, limit=100)
     return [r for r in reversed(rows) if r["direction"] == "out" and r["method"] == method]
@@ -410,11 +410,11 @@ async def test_push_location_then_small_patches(cluster):
     assert await held(emsp, party.id) == await held(cpo, 0)
 
 
-async def _evse_count(node, party_id: int, n: int) -> bool:  # noqa: ANN001
+async def _evse_count(node, party_id: int, n: int) -> bool:
     return len((await held(node, party_id))["evses"]) == n
 
 
-async def _status_of(node, party_id: int, i: int, status: str) -> bool:  # noqa: ANN001
+async def _status_of(node, party_id: int, i: int, status: str) -> bool:
     return (await held(node, party_id))["evses"][i]["status"] == status
 
 

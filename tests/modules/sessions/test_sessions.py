@@ -72,7 +72,7 @@ async def test_charging_preferences(cluster):
     base = p.tx("sessions")
     prefs = {"profile_type": "FAST", "departure_time": ts(120), "energy_need": 30}
 
-    async def put(sid: str, body: object = prefs, raw: bytes | None = None):  # noqa: ANN202
+    async def put(sid: str, body: object = prefs, raw: bytes | None = None):
         return await call("PUT", f"{base}/{sid}/charging_preferences", p.as_emsp, raw if raw is not None else body)
 
     # No hook: nothing can act on preferences.
@@ -81,7 +81,7 @@ async def test_charging_preferences(cluster):
     seen = []
 
     @p.cpo.on(SessionEvent.CHARGING_PREFERENCES)
-    async def decide(sess, preferences, party):  # noqa: ANN001, ANN202
+    async def decide(sess, preferences, party):
         seen.append((sess.id, preferences.profile_type.value, float(preferences.energy_need), party.name))
         return ChargingPreferencesResponse.ACCEPTED
 
@@ -108,7 +108,7 @@ async def test_charging_preferences(cluster):
     # A hook answering nonsense gives the documented default, never a 500.
 
     @p.cpo.on(SessionEvent.CHARGING_PREFERENCES)
-    async def confused(sess, preferences, party):  # noqa: ANN001, ANN202
+    async def confused(sess, preferences, party):
         return "MAYBE"
 
     status, body, _ = await put("S1")
@@ -123,7 +123,7 @@ async def test_receiver_put_replaces_and_patch_appends(cluster):
     got = []
 
     @p.emsp.on(Received.SESSION)
-    async def _received(sess, party):  # noqa: ANN001, ANN202
+    async def _received(sess, party):
         got.append((sess.id, len(sess.charging_periods or ()), party.name))
 
     url = p.rx("sessions", "NL", "CPO", "S1")

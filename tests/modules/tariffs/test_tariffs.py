@@ -14,7 +14,7 @@ from tests.ocpi_calls import call
 from tests.pair import registered_pair
 
 
-async def stored(node, party_id: int, tid: str, module: str = "tariffs"):  # noqa: ANN001, ANN201
+async def stored(node, party_id: int, tid: str, module: str = "tariffs"):
     async with node.engine.connect() as conn:
         s = await objects.get(conn, ObjectKey(module, party_id, "NL", "CPO", tid))
     return json.loads(s.data) if s else None
@@ -35,7 +35,7 @@ async def test_push_reaches_emsp_and_coalesces(cluster):
     assert 1 <= len(puts) <= 5
 
 
-async def _price_is(node, party_id, price):  # noqa: ANN001, ANN202
+async def _price_is(node, party_id, price):
     doc = await stored(node, party_id, "T1")
     return doc is not None and doc["elements"][0]["price_components"][0]["price"] == price
 

@@ -61,7 +61,7 @@ class Pair:
         return self.cpo_at_emsp.token_out
 
 
-async def pair(cluster, tokens: list[dict] = (), *, emsp_name: str = "emsp", emsp_roles=EMSP,  # noqa: ANN001
+async def pair(cluster, tokens: list[dict] = (), *, emsp_name: str = "emsp", emsp_roles=EMSP,
                cpo: Node | None = None) -> Pair:
     """A registered CPO/eMSP pair. `tokens` are published at the eMSP before
     registration, so nothing is pushed: the CPO knows them only by pull or ask."""
@@ -170,7 +170,7 @@ async def test_authorize_hook(cluster):
     calls = []
 
     @p.emsp.on(Authorize.TOKEN)
-    async def decide(tok: Token, loc: LocationReferences | None, party: Party):  # noqa: ANN202
+    async def decide(tok: Token, loc: LocationReferences | None, party: Party):
         calls.append((tok.uid, loc, party.name))
         if tok.uid == "NEEDLOC" and loc is None:
             raise LocationRequired()

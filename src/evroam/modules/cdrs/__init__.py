@@ -12,6 +12,6 @@ MODULE = Module(
     model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, judge=verdict,
 )
 
-from evroam.modules.cdrs import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.cdrs import owner, receiver, sender
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

@@ -37,7 +37,7 @@ router = APIRouter()
 
 
 @router.post("")
-async def post_cdr(request: Request):  # noqa: ANN201
+async def post_cdr(request: Request):
     auth = await authenticate_registered(request)
     cdr = await parse_body(request, CDR)
     # The URL names no owner, so the body's must be one of the caller's roles.
@@ -72,5 +72,5 @@ async def post_cdr(request: Request):  # noqa: ANN201
 
 
 @router.get("/{country_code}/{party_id}/{cdr_id}")
-async def get_cdr(request: Request, country_code: str, party_id: str, cdr_id: str):  # noqa: ANN201
+async def get_cdr(request: Request, country_code: str, party_id: str, cdr_id: str):
     return await common.receiver_get(request, CDRS, country_code, party_id, cdr_id)

@@ -16,5 +16,5 @@ router = APIRouter()
 
 
 @router.get("")
-async def get_cdrs(request: Request):  # noqa: ANN201
+async def get_cdrs(request: Request):
     return await own_list(request, CDRS)

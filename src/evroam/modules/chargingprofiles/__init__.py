@@ -9,6 +9,6 @@ from evroam.ocpi.versions import InterfaceRole
 MODULE = Module("chargingprofiles", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
                 answers=ANSWERS)
 
-from evroam.modules.chargingprofiles import client, owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.chargingprofiles import client, owner, receiver, sender
 
 __all__ = ["MODULE", "client", "owner", "receiver", "sender"]

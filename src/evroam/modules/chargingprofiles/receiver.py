@@ -63,7 +63,7 @@ def session_params(request: Request, session_id: str, *, need_url: bool) -> _Par
         raise invalid(error_text(exc)) from None
 
 
-async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  # noqa: ANN202
+async def _decide(request: Request, party: Party, event: ChargingProfileEvent,
                   req: ChargingProfileRequest):
     who = tracker.caller_of(request, party, MODULE.id)
     decision = await receive_profile_request(tracker.callbacks_of(request), who, req, ctx_of(request).hooks.get(event))
@@ -71,7 +71,7 @@ async def _decide(request: Request, party: Party, event: ChargingProfileEvent,  
 
 
 @router.get("/{session_id}")
-async def get_active_profile(request: Request, session_id: str):  # noqa: ANN201
+async def get_active_profile(request: Request, session_id: str):
     auth = await authenticate_registered(request)
     p = session_params(request, session_id, need_url=True)
     raw = request.query_params.get("duration")
@@ -84,7 +84,7 @@ async def get_active_profile(request: Request, session_id: str):  # noqa: ANN201
 
 
 @router.put("/{session_id}")
-async def put_profile(request: Request, session_id: str):  # noqa: ANN201
+async def put_profile(request: Request, session_id: str):
     auth = await authenticate_registered(request)
     p = session_params(request, session_id, need_url=False)
     body = await parse_body(request, SetChargingProfile)
@@ -94,7 +94,7 @@ async def put_profile(request: Request, session_id: str):  # noqa: ANN201
 
 
 @router.delete("/{session_id}")
-async def delete_profile(request: Request, session_id: str):  # noqa: ANN201
+async def delete_profile(request: Request, session_id: str):
     auth = await authenticate_registered(request)
     p = session_params(request, session_id, need_url=True)
     req = ChargingProfileRequest(ProfileRequest.CLEAR, p.session_id, p.response_url)

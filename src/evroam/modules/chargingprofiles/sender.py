@@ -39,7 +39,7 @@ ACTIVE_PROFILES = "activechargingprofiles"
 
 
 @router.post("/{request_type}/{uid}")
-async def post_result(request: Request, request_type: str, uid: str):  # noqa: ANN201
+async def post_result(request: Request, request_type: str, uid: str):
     """The response_url of a request we sent: Active/ChargingProfile/ClearProfile result."""
     auth = await authenticate_registered(request)
     engine = ctx_of(request).engine
@@ -51,7 +51,7 @@ async def post_result(request: Request, request_type: str, uid: str):  # noqa: A
 
 
 @router.put("/{session_id}")
-async def put_active_profile(request: Request, session_id: str):  # noqa: ANN201
+async def put_active_profile(request: Request, session_id: str):
     """The CPO's update of a session's ActiveChargingProfile; answered without data."""
     auth = await authenticate_registered(request)
     p = session_params(request, session_id, need_url=False)

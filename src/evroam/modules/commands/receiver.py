@@ -42,7 +42,7 @@ _AT_LOCATION = (CommandType.START_SESSION, CommandType.RESERVE_NOW, CommandType.
 
 
 @router.post("/{command_type}")
-async def post_command(request: Request, command_type: str):  # noqa: ANN201
+async def post_command(request: Request, command_type: str):
     auth = await authenticate_registered(request)
     try:
         ct = CommandType(command_type)  # enum values are case-sensitive

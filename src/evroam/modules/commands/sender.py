@@ -22,7 +22,7 @@ router = APIRouter()
 
 
 @router.post("/{command_type}/{uid}")
-async def post_result(request: Request, command_type: str, uid: str):  # noqa: ANN201
+async def post_result(request: Request, command_type: str, uid: str):
     """The response_url of a command we sent: its CommandResult."""
     auth = await authenticate_registered(request)
     engine = ctx_of(request).engine

@@ -5,6 +5,6 @@ from evroam.module import Module
 
 MODULE = Module("credentials")
 
-from evroam.modules.credentials import handshake, owner, receiver, sender  # noqa: E402
+from evroam.modules.credentials import handshake, owner, receiver, sender
 
 __all__ = ["MODULE", "handshake", "owner", "receiver", "sender"]

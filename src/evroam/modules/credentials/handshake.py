@@ -83,10 +83,10 @@ class Handshake:
             result = await self.client.get_ok(versions_url, token, party_id=party_id, raw_token=raw_token)
             versions = [Version.from_wire(v) for v in _as_list(result.data)]
         except PartnerError as exc:
-            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"cannot use the versions endpoint: {exc.message}")
+            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"cannot use the versions endpoint: {exc.message}") from exc
         except (ValidationError, TypeError) as exc:
             msg = error_text(exc) if isinstance(exc, ValidationError) else str(exc)
-            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"versions list is invalid: {msg}")
+            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"versions list is invalid: {msg}") from exc
         if required_version is not None:
             chosen = next((v for v in versions if v.version.value == required_version), None)
         else:
@@ -101,12 +101,12 @@ class Handshake:
             data = result.single()
             details = VersionDetails.from_wire(data if isinstance(data, dict) else {})
         except PartnerError as exc:
-            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"cannot use the version details: {exc.message}")
+            raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE, f"cannot use the version details: {exc.message}") from exc
         except ValidationError as exc:
             if not (isinstance(data, dict) and data.get("endpoints") == []):
                 raise HandshakeError(StatusCode.CLIENT_API_UNUSABLE,
-                                     f"version details are invalid: {error_text(exc)}")
-            raise HandshakeError(StatusCode.NO_MATCHING_ENDPOINTS, "version details list no endpoints")
+                                     f"version details are invalid: {error_text(exc)}") from exc
+            raise HandshakeError(StatusCode.NO_MATCHING_ENDPOINTS, "version details list no endpoints") from exc
         if details.version != chosen.version:
             raise HandshakeError(StatusCode.UNSUPPORTED_VERSION,
                                  f"version details are for {details.version.value}, not {chosen.version.value}")
@@ -137,7 +137,7 @@ class Handshake:
         log.info("credentials.registered", party=target.name, version=neg.version.version.value)
         return self.our_credentials(token_c)
 
-    async def _fold_into_twin(self, conn, new: Party, urls: tuple[str | None, ...],  # noqa: ANN001
+    async def _fold_into_twin(self, conn, new: Party, urls: tuple[str | None, ...],
                               roles: list[dict]) -> Party:
         """A registration by a party we already hold replaces that partner's
         credentials instead of creating a second partner: the existing one
@@ -323,7 +323,7 @@ def _as_list(data: object) -> list:
     raise TypeError(f"expected a list of versions, got {type(data).__name__}")
 
 
-def _credentials_from(result, verb: str) -> Credentials:  # noqa: ANN001
+def _credentials_from(result, verb: str) -> Credentials:
     if not result.ok():
         raise PartnerError(
             f"credentials {verb} answered HTTP {result.http_status}, OCPI {result.status_code}: "
@@ -350,7 +350,7 @@ def _name_for(creds: Credentials) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", f"{first.country_code}-{first.party_id}").strip("-").lower()
 
 
-async def _unique_name(conn, base: str) -> str:  # noqa: ANN001
+async def _unique_name(conn, base: str) -> str:
     name, n = base, 1
     while (existing := await repo.by_name(conn, name)) is not None and existing.status != repo.REGISTERING:
         n += 1

@@ -29,7 +29,7 @@ async def _body(request: Request) -> Credentials:
 
 
 @router.get(PATH)
-async def get_credentials(request: Request, auth: Authenticated = Depends(authenticate)):  # noqa: ANN201
+async def get_credentials(request: Request, auth: Authenticated = Depends(authenticate)):
     ctx: ServerContext = request.app.state.ctx
     # The caller presented its token in this very request, so returning it
     # reveals nothing although we keep only its hash.
@@ -37,7 +37,7 @@ async def get_credentials(request: Request, auth: Authenticated = Depends(authen
 
 
 @router.post(PATH)
-async def post_credentials(request: Request, auth: Authenticated = Depends(authenticate)):  # noqa: ANN201
+async def post_credentials(request: Request, auth: Authenticated = Depends(authenticate)):
     if auth.token_kind != repo.TOKEN_A:
         raise method_not_allowed("already registered: use PUT to update the credentials")
     creds = await _body(request)
@@ -46,7 +46,7 @@ async def post_credentials(request: Request, auth: Authenticated = Depends(authe
 
 
 @router.put(PATH)
-async def put_credentials(request: Request, auth: Authenticated = Depends(authenticate)):  # noqa: ANN201
+async def put_credentials(request: Request, auth: Authenticated = Depends(authenticate)):
     if not _registered(auth):
         raise method_not_allowed("not registered: use POST to register first")
     creds = await _body(request)
@@ -55,7 +55,7 @@ async def put_credentials(request: Request, auth: Authenticated = Depends(authen
 
 
 @router.delete(PATH)
-async def delete_credentials(request: Request, auth: Authenticated = Depends(authenticate)):  # noqa: ANN201
+async def delete_credentials(request: Request, auth: Authenticated = Depends(authenticate)):
     if not _registered(auth):
         raise method_not_allowed("not registered: nothing to unregister")
     ctx: ServerContext = request.app.state.ctx

@@ -23,6 +23,6 @@ MODULE = Module(
     may_write=require_hub,
 )
 
-from evroam.modules.hubclientinfo import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.hubclientinfo import owner, receiver, sender
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

@@ -22,10 +22,10 @@ PATH = "/{country_code}/{party_id}"
 
 
 @router.get(PATH)
-async def get_client_info(request: Request, country_code: str, party_id: str):  # noqa: ANN201
+async def get_client_info(request: Request, country_code: str, party_id: str):
     return await common.receiver_get(request, MODULE, country_code, party_id, party_id)
 
 
 @router.put(PATH)
-async def put_client_info(request: Request, country_code: str, party_id: str):  # noqa: ANN201
+async def put_client_info(request: Request, country_code: str, party_id: str):
     return await writes.receiver_put(request, MODULE, country_code, party_id, party_id)

@@ -13,5 +13,5 @@ router = APIRouter()
 
 
 @router.get("")
-async def get_client_infos(request: Request):  # noqa: ANN201
+async def get_client_infos(request: Request):
     return await common.sender_list(request, MODULE)

@@ -16,7 +16,7 @@ MODULE = Module(
     model=Location, owner=Role.CPO, patchable=True, fast_get_one=True,
 )
 
-from evroam.modules.locations import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.locations import owner, receiver, sender
 
 MODULE.owner_rules = owner.RULES
 

@@ -71,18 +71,18 @@ async def _receiver_get(request: Request, cc: str, pid: str, location_id: str, e
 
 
 @router.get(RX + LOC)
-async def rx_get_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
+async def rx_get_location(request: Request, country_code: str, party_id: str, location_id: str):
     return await _receiver_get(request, country_code, party_id, location_id)
 
 
 @router.get(RX + EVSE_PATH)
-async def rx_get_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_get_evse(request: Request, country_code: str, party_id: str, location_id: str,
                       evse_uid: str):
     return await _receiver_get(request, country_code, party_id, location_id, evse_uid)
 
 
 @router.get(RX + CONN)
-async def rx_get_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_get_connector(request: Request, country_code: str, party_id: str, location_id: str,
                            evse_uid: str, connector_id: str):
     return await _receiver_get(request, country_code, party_id, location_id, evse_uid, connector_id)
 
@@ -186,7 +186,7 @@ def _whole(patch: dict[str, Any], field: str, model: type[EVSE] | type[Connector
 
 
 @router.put(RX + LOC)
-async def rx_put_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
+async def rx_put_location(request: Request, country_code: str, party_id: str, location_id: str):
     auth = await _auth(request, country_code, party_id)
     location = await parse_body(request, Location)
     # Judged on its own, so before the transaction: its lock is held no longer than needed.
@@ -195,7 +195,7 @@ async def rx_put_location(request: Request, country_code: str, party_id: str, lo
 
 
 @router.put(RX + EVSE_PATH)
-async def rx_put_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_put_evse(request: Request, country_code: str, party_id: str, location_id: str,
                       evse_uid: str):
     auth = await _auth(request, country_code, party_id)
     evse = await parse_body(request, EVSE)
@@ -207,7 +207,7 @@ async def rx_put_evse(request: Request, country_code: str, party_id: str, locati
 
 
 @router.put(RX + CONN)
-async def rx_put_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_put_connector(request: Request, country_code: str, party_id: str, location_id: str,
                            evse_uid: str, connector_id: str):
     auth = await _auth(request, country_code, party_id)
     connector = await parse_body(request, Connector)
@@ -218,7 +218,7 @@ async def rx_put_connector(request: Request, country_code: str, party_id: str, l
 
 
 @router.patch(RX + LOC)
-async def rx_patch_location(request: Request, country_code: str, party_id: str, location_id: str):  # noqa: ANN201
+async def rx_patch_location(request: Request, country_code: str, party_id: str, location_id: str):
     auth = await _auth(request, country_code, party_id)
     patch = await common.parse_patch(request)
     _whole(patch, "evses", EVSE)
@@ -226,7 +226,7 @@ async def rx_patch_location(request: Request, country_code: str, party_id: str, 
 
 
 @router.patch(RX + EVSE_PATH)
-async def rx_patch_evse(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_patch_evse(request: Request, country_code: str, party_id: str, location_id: str,
                         evse_uid: str):
     auth = await _auth(request, country_code, party_id)
     patch = await common.parse_patch(request)
@@ -237,7 +237,7 @@ async def rx_patch_evse(request: Request, country_code: str, party_id: str, loca
 
 
 @router.patch(RX + CONN)
-async def rx_patch_connector(request: Request, country_code: str, party_id: str, location_id: str,  # noqa: ANN201
+async def rx_patch_connector(request: Request, country_code: str, party_id: str, location_id: str,
                              evse_uid: str, connector_id: str):
     auth = await _auth(request, country_code, party_id)
     patch = await common.parse_patch(request)

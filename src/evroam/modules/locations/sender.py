@@ -32,26 +32,26 @@ CONN = "/{location_id}/{evse_uid}/{connector_id}"
 
 
 @router.get("")
-async def get_locations(request: Request):  # noqa: ANN201
+async def get_locations(request: Request):
     return await common.sender_list(request, LOCATIONS)
 
 
 @router.get(LOC)
-async def get_location(request: Request, location_id: str):  # noqa: ANN201
+async def get_location(request: Request, location_id: str):
     await authenticate_registered(request)
     data = await common.sender_get_one(request, LOCATIONS, location_id)
     return common.respond(request, data_json=data.encode())
 
 
 @router.get(EVSE_PATH)
-async def get_evse(request: Request, location_id: str, evse_uid: str):  # noqa: ANN201
+async def get_evse(request: Request, location_id: str, evse_uid: str):
     await authenticate_registered(request)
     data = await common.sender_get_one(request, LOCATIONS, location_id)
     return common.respond(request, data_json=child_json(data, evse_uid, None))
 
 
 @router.get(CONN)
-async def get_connector(request: Request, location_id: str, evse_uid: str, connector_id: str):  # noqa: ANN201
+async def get_connector(request: Request, location_id: str, evse_uid: str, connector_id: str):
     await authenticate_registered(request)
     data = await common.sender_get_one(request, LOCATIONS, location_id)
     return common.respond(request, data_json=child_json(data, evse_uid, connector_id))

@@ -19,6 +19,6 @@ MODULE = Module(
     pull_params={"date_from": "1970-01-01T00:00:00Z"},
 )
 
-from evroam.modules.sessions import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.sessions import owner, receiver, sender
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

@@ -29,12 +29,12 @@ router = APIRouter()
 
 
 @router.get("/{country_code}/{party_id}/{session_id}")
-async def get_session(request: Request, country_code: str, party_id: str, session_id: str):  # noqa: ANN201
+async def get_session(request: Request, country_code: str, party_id: str, session_id: str):
     return await common.receiver_get(request, SESSIONS, country_code, party_id, session_id)
 
 
 @router.put("/{country_code}/{party_id}/{session_id}")
-async def put_session(request: Request, country_code: str, party_id: str, session_id: str):  # noqa: ANN201
+async def put_session(request: Request, country_code: str, party_id: str, session_id: str):
     # The whole Session replaces the stored one: periods it leaves out are gone.
     written = await writes.receive_put(request, SESSIONS, country_code, party_id, session_id)
     session = written.obj
@@ -49,7 +49,7 @@ async def put_session(request: Request, country_code: str, party_id: str, sessio
 
 
 @router.patch("/{country_code}/{party_id}/{session_id}")
-async def patch_session(request: Request, country_code: str, party_id: str, session_id: str):  # noqa: ANN201
+async def patch_session(request: Request, country_code: str, party_id: str, session_id: str):
     # SESSIONS.merge (periods.append_periods): a PATCH appends charging periods.
     return await writes.receiver_patch(request, SESSIONS, country_code, party_id, session_id)
 

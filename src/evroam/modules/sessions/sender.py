@@ -45,12 +45,12 @@ FINISHED = frozenset({SessionStatus.COMPLETED, SessionStatus.INVALID})
 
 
 @router.get("")
-async def get_sessions(request: Request):  # noqa: ANN201
+async def get_sessions(request: Request):
     return await own_list(request, SESSIONS, date_from_required=True)
 
 
 @router.put("/{session_id}/charging_preferences")
-async def put_charging_preferences(request: Request, session_id: str):  # noqa: ANN201
+async def put_charging_preferences(request: Request, session_id: str):
     auth = await authenticate_registered(request)
     ctx = common.ctx_of(request)
     preferences = await parse_body(request, ChargingPreferences)

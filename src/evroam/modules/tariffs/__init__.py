@@ -11,6 +11,6 @@ MODULE = Module(
     model=Tariff, owner=Role.CPO, deletable=True,
 )
 
-from evroam.modules.tariffs import owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.tariffs import owner, receiver, sender
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

@@ -14,15 +14,15 @@ router = APIRouter()
 
 
 @router.get("/{country_code}/{party_id}/{tariff_id}")
-async def get_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+async def get_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):
     return await common.receiver_get(request, TARIFFS, country_code, party_id, tariff_id)
 
 
 @router.put("/{country_code}/{party_id}/{tariff_id}")
-async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+async def put_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):
     return await writes.receiver_put(request, TARIFFS, country_code, party_id, tariff_id)
 
 
 @router.delete("/{country_code}/{party_id}/{tariff_id}")
-async def delete_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):  # noqa: ANN201
+async def delete_tariff(request: Request, country_code: str, party_id: str, tariff_id: str):
     return await writes.receiver_delete(request, TARIFFS, country_code, party_id, tariff_id)

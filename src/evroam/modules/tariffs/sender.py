@@ -11,5 +11,5 @@ router = APIRouter()
 
 
 @router.get("")
-async def get_tariffs(request: Request):  # noqa: ANN201
+async def get_tariffs(request: Request):
     return await common.sender_list(request, TARIFFS)

@@ -14,6 +14,6 @@ MODULE = Module(
     model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True,
 )
 
-from evroam.modules.tokens import client, owner, receiver, sender  # noqa: E402  (they use MODULE)
+from evroam.modules.tokens import client, owner, receiver, sender
 
 __all__ = ["MODULE", "client", "owner", "receiver", "sender"]

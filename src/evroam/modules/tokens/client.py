@@ -105,7 +105,7 @@ class _Cached:
     party: Party
 
 
-async def authorize(node: Any, uid: str, type: TokenType | str = TokenType.RFID,  # noqa: A002
+async def authorize(node: Any, uid: str, type: TokenType | str = TokenType.RFID,
                     location_id: str | None = None, evse_uids: Iterable[str] | None = None, *,
                     timeout: float = DEFAULT_TIMEOUT_S) -> Decision:
     """Decide whether token (uid, type) may charge, at `location_id`/`evse_uids` if given.

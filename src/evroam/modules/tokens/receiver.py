@@ -25,13 +25,13 @@ router = APIRouter()
 
 
 @router.get("/{country_code}/{party_id}/{token_uid}")
-async def get_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+async def get_token(request: Request, country_code: str, party_id: str, token_uid: str):
     await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     return await common.receiver_get(request, TOKENS, country_code, party_id, token_uid, token_type(request))
 
 
 @router.put("/{country_code}/{party_id}/{token_uid}")
-async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+async def put_token(request: Request, country_code: str, party_id: str, token_uid: str):
     await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     return await writes.receiver_put(request, TOKENS, country_code, party_id, token_uid, token_type(request))
 
@@ -44,7 +44,7 @@ def _keep_type(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 
 @router.patch("/{country_code}/{party_id}/{token_uid}")
-async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):  # noqa: ANN201
+async def patch_token(request: Request, country_code: str, party_id: str, token_uid: str):
     await authenticate_registered(request)  # before ?type= is judged: a stranger gets 401
     return await writes.receiver_patch(request, TOKENS, country_code, party_id, token_uid, token_type(request),
                                        merge=_keep_type)

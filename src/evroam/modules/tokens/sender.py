@@ -51,7 +51,7 @@ class LocationRequired(Exception):
 
 
 @router.get("")
-async def get_tokens(request: Request):  # noqa: ANN201
+async def get_tokens(request: Request):
     return await common.sender_list(request, TOKENS)
 
 
@@ -94,7 +94,7 @@ def _authorization_json(allowed: AllowedType, token_doc: str, location: Location
 
 
 @router.post("/{token_uid}/authorize")
-async def authorize(request: Request, token_uid: str):  # noqa: ANN201
+async def authorize(request: Request, token_uid: str):
     auth = await authenticate_registered(request)
     type_ = token_type(request)
     location = await _location_refs(request)

@@ -5,6 +5,6 @@ from evroam.module import Module
 
 MODULE = Module("versions")
 
-from evroam.modules.versions import owner, receiver, sender  # noqa: E402
+from evroam.modules.versions import owner, receiver, sender
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

@@ -23,11 +23,11 @@ def version_details(ctx: ServerContext) -> VersionDetails:
 
 
 @router.get("/ocpi/versions", dependencies=[Depends(authenticate)])
-async def get_versions(request: Request):  # noqa: ANN201
+async def get_versions(request: Request):
     ctx: ServerContext = request.app.state.ctx
     return ocpi_response([Version(version=VersionNumber.V2_2_1, url=ctx.endpoint_url("ocpi", V))])
 
 
 @router.get(f"/ocpi/{V}", dependencies=[Depends(authenticate)])
-async def get_version_details(request: Request):  # noqa: ANN201
+async def get_version_details(request: Request):
     return ocpi_response(version_details(request.app.state.ctx))
