@@ -34,6 +34,9 @@ class OwnerRules:
     # this process, for documents changed by read-modify-write (Locations:
     # their EVSEs and Connectors). None: no lock.
     lock: Callable[..., Any] | None = None
+    # The object's country_code/party_id name the party it describes, not its
+    # owner (HubClientInfo): any pair, as long as we play the owner role.
+    describes_others: bool = False
 
 
 @dataclass(slots=True, eq=False)

@@ -92,7 +92,10 @@ def check_own(obj: OcpiModel, module: Module, keys: set[tuple[str, str]]) -> Non
 
 def check(obj: OcpiModel, module: Module, ours: Ours) -> None:
     """The rules that need only the object: ours, and the module's. Raises Refused."""
-    if ours.roles is not None:
+    if ours.roles is not None and module.owner_rules.describes_others:
+        if not any(r.role == module.owner for r in ours.roles):
+            raise Refused(f"{module.id}: only a node with a {module.owner.value} role publishes these")
+    elif ours.roles is not None:
         check_own(obj, module, own_keys(ours.roles, module))
     rule = module.owner_rules.refusal
     why = rule(obj, ours.config) if rule is not None else None

@@ -76,3 +76,13 @@ async def test_the_hub_serves_the_list(cluster) -> None:
     assert [c["party_id"] for c in body["data"]] == ["AAA", "BBB"]
     assert headers["x-total-count"] == "3"
     assert "offset=2" in headers["link"]
+
+
+async def test_only_a_hub_publishes_client_info(cluster) -> None:
+    from evroam.ocpi.hubclientinfo import ClientInfo
+    from evroam.sync.own import Refused
+
+    cpo = await cluster.node("cpo", CPO)
+    with pytest.raises(Refused, match="only a node with a HUB role publishes these"):
+        await cpo.publish("hubclientinfo", ClientInfo.from_wire(client_info()))
+    assert await count(cpo, "hubclientinfo", ours=True) == 0

@@ -8,7 +8,7 @@ A ClientInfo is keyed by the country_code/party_id it describes, so its
 object id is its party_id.
 """
 
-from evroam.module import Module
+from evroam.module import Module, OwnerRules
 from evroam.ocpi.common import Role
 from evroam.ocpi.hubclientinfo import ClientInfo
 from evroam.ocpi.versions import InterfaceRole
@@ -20,7 +20,7 @@ MODULE = Module(
     "hubclientinfo",
     {Role.HUB: InterfaceRole.SENDER, **{r: InterfaceRole.RECEIVER for r in _RECEIVER_ROLES}},
     model=ClientInfo, owner=Role.HUB, id_field="party_id", id_in_url=False,
-    may_write=require_hub,
+    may_write=require_hub, owner_rules=OwnerRules(describes_others=True),
 )
 
 from evroam.modules.hubclientinfo import owner, receiver, sender
