@@ -132,7 +132,11 @@ class PgReader:
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                # close() waits for every connection to come back; a stop must not hang on one.
+                await asyncio.wait_for(pool.close(), 5.0)
+            except (asyncio.TimeoutError, OSError):
+                pool.terminate()
 
 
 async def _nothing_to_reset(_conn: object) -> None:

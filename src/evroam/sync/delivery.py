@@ -35,6 +35,9 @@ from evroam.store.outbox import Delivery
 
 log = structlog.get_logger(__name__)
 
+# How long a stopping worker spends recording answers and releasing its claims.
+STOP_SETTLE_S = 10.0
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -108,6 +111,7 @@ class DeliveryWorker:
         self._answers: list[tuple[Delivery, Outcome]] = []
         self._recording: list[tuple[Delivery, Outcome]] = []
         self._answered = asyncio.Event()
+        self._closing = False  # _wind_down asked the recorder to stop between batches
 
     def notify(self) -> None:
         """Something was queued in this process: look now rather than at the next poll."""
@@ -322,6 +326,8 @@ class DeliveryWorker:
         while True:
             await self._answered.wait()
             self._answered.clear()
+            if self._closing:
+                return  # between batches: _wind_down records what is left
             if not self._answers:
                 continue
             self._recording, self._answers = self._answers, []
@@ -349,19 +355,33 @@ class DeliveryWorker:
         for task in sending:
             task.cancel()
         await asyncio.gather(*sending, return_exceptions=True)
+        # The recorder finishes the batch it is committing rather than being
+        # cancelled inside it: a transaction cut off mid-statement on
+        # PostgreSQL can keep its row locks until its connection is closed,
+        # and the release below would wait on them.
+        self._closing = True
+        self._answered.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(recorder), STOP_SETTLE_S)
         recorder.cancel()
         await asyncio.gather(recorder, return_exceptions=True)
         # A batch cut off mid-commit is recorded again: each step is a no-op
         # on a row already settled.
         answers, self._recording, self._answers = self._recording + self._answers, [], []
         try:
-            await self._record_many(answers)
-            async with self.engine.begin() as conn:
-                await outbox.release_claims(conn, self.worker_id, on_wire)
+            # Bounded: a stop never hangs. What is not settled here stays
+            # claimed until its lease runs out, and is delivered again then.
+            await asyncio.wait_for(self._settle(answers, on_wire), STOP_SETTLE_S)
         except Exception:
             log.exception("delivery.stop_record_failed", rows=len(answers))
         self._held = 0
         self._on_wire.clear()
+        self._closing = False
+
+    async def _settle(self, answers: list[tuple[Delivery, Outcome]], on_wire: set[int]) -> None:
+        await self._record_many(answers)
+        async with self.engine.begin() as conn:
+            await outbox.release_claims(conn, self.worker_id, on_wire)
 
     def start(self) -> None:
         self._loop.start(self.run)
