@@ -84,11 +84,6 @@ class Module:
     def stores_objects(self) -> bool:
         return self.model is not None
 
-    def key_of(self, obj: OcpiModel) -> tuple[str, str, str, str]:
-        """(country_code, party_id, id, type) of an object of this module."""
-        type_ = obj.type.value if self.typed else ""
-        return obj.country_code, obj.party_id, getattr(obj, self.id_field), type_
-
     def url_parts(self, doc: Mapping[str, Any]) -> tuple[str, ...]:
         """The segments after a Receiver endpoint that address this object (a stored document)."""
         parts = (doc["country_code"], doc["party_id"])
