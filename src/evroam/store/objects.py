@@ -225,6 +225,13 @@ class Upserted(NamedTuple):
     written: bool  # False: the stored version was newer and was kept (keep_newer)
 
 
+# A pulled page is read, then inserted; a key another transaction creates in
+# between (a push of the same new object) fails the insert and the page is read
+# again. Pushes now arrive 32 at a time, so three rounds were not always
+# enough while a burst of new objects was landing (test_concurrency).
+UPSERT_ROUNDS = 10
+
+
 async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, datetime, str | None]], *,
                       keep_newer: bool = False) -> list[Upserted]:
     """Insert or replace many objects of one module and owner in a few
@@ -242,7 +249,7 @@ async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, da
     if len(set(idents)) != len(idents):
         raise ValueError("upsert_many: the same object appears twice")
     oids = sorted({k.oid for k, *_ in rows})
-    for _ in range(3):
+    for _ in range(UPSERT_ROUNDS):
         found: dict[tuple[str, str, str, str], tuple[int, datetime]] = {}
         for i in range(0, len(oids), 500):
             # Locked, so a concurrent writer cannot slip a version in between
