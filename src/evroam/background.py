@@ -7,7 +7,6 @@ A leaf module with no evroam imports, so every layer may use it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,12 +32,23 @@ class Background:
             self._task = asyncio.ensure_future(run())
             self._task.set_name(self.name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        # A library that turns a cancellation into its own error (a driver
+        # interrupted mid-query) would leave a loop running: cancel again
+        # until the task ends, and give up loudly instead of hanging the stop.
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not task.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.error("background.stop_timed_out", task=self.name, timeout_s=timeout_s)
+                return
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=min(1.0, left))
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background.ended_with_error", task=self.name, error=repr(task.exception()))
 
 
 async def every(interval_s: float, step: Callable[[], Awaitable[Any]], *, event: str,
@@ -51,5 +61,14 @@ async def every(interval_s: float, step: Callable[[], Awaitable[Any]], *, event:
         try:
             await step()
         except Exception:
+            if _cancelling():
+                raise
             log.exception(event)
         await asyncio.sleep(interval_s)
+
+
+def _cancelling() -> bool:
+    """True when this task was asked to stop, even if the step turned the
+    cancellation into another error."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
