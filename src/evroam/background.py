@@ -32,22 +32,22 @@ class Background:
             self._task = asyncio.ensure_future(run())
             self._task.set_name(self.name)
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
+    async def stop(self, timeout_s: float = 30.0) -> None:
         if self._task is None:
             return
         task, self._task = self._task, None
-        # A library that turns a cancellation into its own error (a driver
-        # interrupted mid-query) would leave a loop running: cancel again
-        # until the task ends, and give up loudly instead of hanging the stop.
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not task.done():
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                log.error("background.stop_timed_out", task=self.name, timeout_s=timeout_s)
-                return
+        # Cancelled once, then given time to wind down (the delivery worker
+        # records its last batch). A library that turns a cancellation into
+        # its own error (a driver interrupted mid-query) could leave a loop
+        # running: cancelled again, and abandoned loudly rather than hanging.
+        task.cancel()
+        await asyncio.wait({task}, timeout=timeout_s)
+        if not task.done():
             task.cancel()
-            await asyncio.wait({task}, timeout=min(1.0, left))
-        if not task.cancelled() and task.exception() is not None:
+            await asyncio.wait({task}, timeout=min(5.0, timeout_s))
+        if not task.done():
+            log.error("background.stop_timed_out", task=self.name, timeout_s=timeout_s)
+        elif not task.cancelled() and task.exception() is not None:
             log.error("background.ended_with_error", task=self.name, error=repr(task.exception()))
 
 
