@@ -101,6 +101,11 @@ class NodeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_evses_per_location: int = DEFAULT_MAX_EVSES
     max_connectors_per_evse: int = DEFAULT_MAX_CONNECTORS
+    # A Hub (role HUB, docs/hub.md): how long a forwarded request may take
+    # before the caller gets 4002, and how long a party may stay silent
+    # before the Hub checks it with a GET of its versions.
+    hub_forward_timeout_s: float = 10.0
+    hub_liveness_s: float = 300.0
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -143,6 +148,8 @@ class NodeConfig:
             "max_body_bytes": self.max_body_bytes,
             "max_evses_per_location": self.max_evses_per_location,
             "max_connectors_per_evse": self.max_connectors_per_evse,
+            "hub_forward_timeout_s": self.hub_forward_timeout_s,
+            "hub_liveness_s": self.hub_liveness_s,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -190,6 +197,8 @@ class NodeConfig:
             max_body_bytes=_positive(doc, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
             max_evses_per_location=_positive(doc, "max_evses_per_location", DEFAULT_MAX_EVSES),
             max_connectors_per_evse=_positive(doc, "max_connectors_per_evse", DEFAULT_MAX_CONNECTORS),
+            hub_forward_timeout_s=float(doc.get("hub_forward_timeout_s", 10.0)),
+            hub_liveness_s=float(doc.get("hub_liveness_s", 300.0)),
         )
         return cfg
 

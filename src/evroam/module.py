@@ -79,6 +79,16 @@ class Module:
     owner_rules: OwnerRules = field(default_factory=OwnerRules)
     # Asynchronous modules (results follow at a response_url): how they answer (sync/tracker.Answers).
     answers: Any = None
+    # --- through a Hub (hub/, docs/hub.md) ---
+    # A functional module a Hub routes; False for a configuration module
+    # (HubClientInfo: the Hub answers it itself, without routing headers).
+    routed: bool = True
+    # Data meant for every party, so a push with TO = the Hub is a Broadcast
+    # Push (transport_and_format: Locations and Tokens, not Sessions or CDRs).
+    broadcast: bool = False
+    # Open Routing (no TO): `route(request) -> (cc, pid) | None`, the party a
+    # request goes to by its content (hub/openrouting.py); None: cannot tell.
+    route: Callable[..., Any] | None = None
 
     @property
     def stores_objects(self) -> bool:

@@ -14,6 +14,7 @@ import aiohttp
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from prometheus_client import CollectorRegistry
 
 from evroam.background import Background, every
@@ -23,12 +24,14 @@ from evroam.client.ocpi import OcpiClient
 from evroam.config import NodeConfig
 from evroam.logs import parse_level
 from evroam.hooks import HookLoadError, Hooks, load_setup
+from evroam.hub import service as hub_service
+from evroam.hub.layer import Hub, HubLayer
 from evroam.ocpi.base import OcpiModel
 from evroam.modules import REGISTRY
 from evroam.module import Module
 from evroam.modules.credentials.handshake import Handshake
 from evroam.server.app import close as close_app
-from evroam.server.app import create_app
+from evroam.server.app import V, create_app
 from evroam.server.context import ServerContext
 from evroam.store import calllog
 from evroam.store.calllog import CallLog
@@ -98,6 +101,7 @@ class Node:
         # Commands/ChargingProfiles results we post in the background (CPO side).
         self.callbacks: Callbacks | None = None
         self.scheduler: PullScheduler | None = None
+        self.hub: Hub | None = None  # when we play HUB (hub/)
         # Per node, so several nodes in one process (tests) never share series.
         self.metrics_registry = CollectorRegistry()
         self.lag = LagMonitor(self.engine, self.metrics_registry, alert_s=config.lag_alert_s,
@@ -157,6 +161,9 @@ class Node:
         self.callbacks = Callbacks(self.engine, post_result=result_poster(self.client),
                                    roles=[(r.role, r.country_code.upper(), r.party_id.upper())
                                           for r in self.config.roles])
+        self.hub = hub_service.build(self.config, self.engine, lambda: self._session, self.call_log)
+        if self.hub is not None:
+            self.hub.node = self
         self.call_log.start()
         self._started = True
         return self
@@ -199,7 +206,10 @@ class Node:
                                        for r in self.config.roles],
                                 max_body_bytes=self.config.max_body_bytes,
                                 location_limits=self.config.location_limits)
-            self._app = create_app(ctx, self.call_log, access_log=self.config.access_log)
+            inner = [Middleware(HubLayer, hub=self.hub)] if self.hub is not None else []
+            self._app = create_app(ctx, self.call_log, access_log=self.config.access_log, inner=inner)
+            if self.hub is not None:
+                ctx.endpoints.extend(hub_service.endpoints(self.hub, V))
             self._app.state.callbacks = self.callbacks
             from evroam.admin.app import mount_admin
 

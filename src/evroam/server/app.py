@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
 
 from evroam.module import REGISTRY, Module
 from evroam.ocpi.versions import Endpoint, InterfaceRole, VersionNumber
@@ -30,7 +33,10 @@ def interfaces_for(ctx: ServerContext) -> list[tuple[str, InterfaceRole, APIRout
     return wanted
 
 
-def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_log: bool = False) -> FastAPI:
+def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_log: bool = False,
+               inner: Sequence[Middleware] = ()) -> FastAPI:
+    """`inner`: middleware run inside the body limit, before FastAPI's
+    routing (a Hub's layer, hub/layer.py)."""
     app = FastAPI(title="evroam", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.ctx = ctx
     app.state.engine = ctx.engine
@@ -50,6 +56,8 @@ def create_app(ctx: ServerContext, call_log: CallLog | None = None, *, access_lo
         if iface == InterfaceRole.SENDER and REGISTRY[module].fast_get_one:
             fast[path] = REGISTRY[module]
         ctx.endpoints.append(Endpoint(identifier=module, role=iface, url=ctx.endpoint_url(path)))
+    for mw in reversed(inner):
+        app.add_middleware(mw.cls, *mw.args, **mw.kwargs)
     # Added first, so it runs inside OcpiMiddleware: a refused body is in the call log too.
     app.add_middleware(BodyLimit, max_bytes=ctx.max_body_bytes)
     app.add_middleware(FastSender, ctx=ctx, get_one=fast)

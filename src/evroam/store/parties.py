@@ -43,6 +43,8 @@ class Party:
     allow_raw_token: bool
     created_at: datetime
     updated_at: datetime
+    hub_status: str | None = None
+    hub_status_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: sa.Row) -> Party:

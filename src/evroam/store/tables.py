@@ -58,6 +58,10 @@ parties = sa.Table(
     sa.Column("allow_raw_token", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # On a Hub: the ConnectionStatus of this platform's parties (None: derived
+    # from `status`, see hub/directory.py), and since when.
+    sa.Column("hub_status", sa.String(16)),
+    sa.Column("hub_status_at", UTCDateTime),
 )
 
 # Tokens we issued, by SHA-256. Only the hash is kept: the token itself is

@@ -20,7 +20,7 @@ MODULE = Module(
     "hubclientinfo",
     {Role.HUB: InterfaceRole.SENDER, **{r: InterfaceRole.RECEIVER for r in _RECEIVER_ROLES}},
     model=ClientInfo, owner=Role.HUB, id_field="party_id", id_in_url=False,
-    may_write=require_hub, owner_rules=OwnerRules(describes_others=True),
+    may_write=require_hub, owner_rules=OwnerRules(describes_others=True), routed=False,
 )
 
 from evroam.modules.hubclientinfo import owner, receiver, sender

@@ -13,7 +13,7 @@ from evroam.ocpi.versions import InterfaceRole
 MODULE = Module(
     "locations",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
-    model=Location, owner=Role.CPO, patchable=True, fast_get_one=True,
+    model=Location, owner=Role.CPO, patchable=True, fast_get_one=True, broadcast=True,
 )
 
 from evroam.modules.locations import owner, receiver, sender

@@ -11,7 +11,7 @@ from evroam.ocpi.versions import InterfaceRole
 MODULE = Module(
     "tokens",
     {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
-    model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True,
+    model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True, broadcast=True,
 )
 
 from evroam.modules.tokens import client, owner, receiver, sender

@@ -1,0 +1,98 @@
+"""Direct routing: a request with TO = another party, forwarded to that
+party's own endpoint for the same module and interface, with that party's
+token (transport_and_format, "Party to Party via Hub").
+
+- TO and FROM go on as the caller set them; the answer swaps them.
+- A new X-Request-ID, the same X-Correlation-ID.
+- Body and status passed through untouched (last_updated included); URLs in
+  answer headers that point at the receiving party (`Link`, `Location`) are
+  rewritten to the Hub's endpoint, since the caller holds only the Hub's token.
+- The Hub keeps nothing of the object: the call log has both legs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from evroam.hub.layer import Answer, Hub, HubRefusal, Routed, target_of
+from evroam.ocpi import headers as H
+from evroam.ocpi.headers import Routing
+from evroam.ocpi.status import StatusCode
+from evroam.store.calllog import CallRecord, redact
+
+# Headers of the receiver's answer that go back to the caller (besides the
+# routing headers, which the Hub sets, and the ids, which the middleware sets).
+PASSED_BACK = (b"content-type", b"x-total-count", b"x-limit")
+REWRITTEN = (b"link", b"location")
+
+
+async def forward(hub: Hub, r: Routed) -> Answer:
+    directory = await hub.directory.get()
+    target = target_of(directory.find(*r.to), r.to)
+    return await send_to(hub, r, target, r.to)
+
+
+async def send_to(hub: Hub, r: Routed, target, to_key) -> Answer:
+    """Forward `r` to `target` (a HubParty) with TO = `to_key`."""
+    base = target.endpoint_url(r.module.id, r.iface.value)
+    if not base:
+        raise HubRefusal(StatusCode.HUB_UNKNOWN_RECEIVER,
+                         f"receiver {to_key[0]}/{to_key[1]} does not implement the {r.module.id} "
+                         f"{r.iface.value.lower()} interface")
+    url = base.rstrip("/") + r.rest + ("?" + r.query if r.query else "")
+    body = r.body
+    rewrite = getattr(hub, "rewrite_request", None)
+    if rewrite is not None:
+        body = await rewrite(hub, r, target, body)
+    reg = target.registration
+    request_id = H.new_id()
+    hdrs = {
+        "Authorization": H.raw_token_header(reg.token_out) if reg.allow_raw_token else H.encode_token(reg.token_out),
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": r.correlation_id or H.new_id(),
+        **Routing(r.sender[0], r.sender[1], to_key[0], to_key[1]).headers(),
+    }
+    if body:
+        hdrs["Content-Type"] = r.headers.get("content-type", "application/json")
+    rec = CallRecord(direction="out", method=r.method, url=url, duration_ms=0.0, party_id=reg.id,
+                     request_id=request_id, correlation_id=hdrs["X-Correlation-ID"])
+    started = time.perf_counter()
+    try:
+        async with hub.session().request(r.method, url, data=body or None, headers=hdrs, allow_redirects=False,
+                                         timeout=aiohttp.ClientTimeout(total=hub.forward_timeout_s)) as resp:
+            raw = await resp.read()
+            status, resp_headers = resp.status, resp.raw_headers
+            rec.http_status = status
+            if hub.call_log is not None:
+                rec.response_body = redact(raw, hub.call_log.body_cap)
+    except asyncio.TimeoutError:
+        rec.error = f"timed out after {hub.forward_timeout_s} s"
+        raise HubRefusal(StatusCode.HUB_TIMEOUT, f"{to_key[0]}/{to_key[1]} did not answer within "
+                         f"{hub.forward_timeout_s:g} s (hub_forward_timeout_s)") from None
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        rec.error = f"{type(exc).__name__}: {exc}"
+        raise HubRefusal(StatusCode.HUB_CONNECTION_PROBLEM,
+                         f"could not reach {to_key[0]}/{to_key[1]}: {type(exc).__name__}") from None
+    finally:
+        rec.duration_ms = (time.perf_counter() - started) * 1000
+        if hub.call_log is not None:
+            rec.request_body = redact(body, hub.call_log.body_cap) if body else None
+            hub.call_log.record(rec)
+    out = [(k.lower(), v) for k, v in resp_headers if k.lower() in PASSED_BACK]
+    for k, v in resp_headers:
+        if k.lower() in REWRITTEN:
+            out.append((k.lower(), rewrite_url(v.decode("latin-1"), base,
+                                               hub.endpoint_url(r.version, r.module.id, r.iface)).encode("latin-1")))
+    out += hub.routing_answer(r.sender, to_key)
+    return Answer(status, raw, out)
+
+
+def rewrite_url(value: str, theirs: str, ours: str) -> str:
+    """`value` (a URL or a Link header holding one) with the receiving
+    party's endpoint replaced by the Hub's, so the caller's next call comes
+    back through the Hub. Anything not under their endpoint is left alone."""
+    theirs = theirs.rstrip("/")
+    return value.replace(theirs, ours.rstrip("/")) if theirs in value else value

@@ -1,0 +1,258 @@
+"""The Hub's layer in front of the module routers (docs/hub.md).
+
+A HUB node serves no module of its own but HubClientInfo. Every request to a
+functional module's interface (`/ocpi/2.2.1/{sender|receiver}/{module}/…`)
+is taken here, before FastAPI's routing:
+
+- authenticated by the caller's token, and its OCPI-from checked against the
+  caller's own registered roles (a platform speaks only for itself);
+- TO = another party: forwarded to that party (hub/forward.py);
+- TO = the Hub: a Broadcast Push (POST, PUT, PATCH to a Receiver) or a GET
+  All (GET of a Sender list);
+- no TO: an Open Routing Request, routed by the content (Module.route).
+
+Hub errors (4000–4003) carry FROM = the Hub and TO = the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
+
+from evroam.module import REGISTRY, Module
+from evroam.ocpi.headers import Routing, parse_authorization, parse_routing
+from evroam.ocpi.hubclientinfo import ConnectionStatus
+from evroam.ocpi.status import StatusCode
+from evroam.ocpi.types import ci_key
+from evroam.ocpi.versions import InterfaceRole
+from evroam.hub.directory import DirectoryCache, HubParty, Key
+from evroam.server.responses import ocpi_response
+from evroam.store import parties as party_repo
+from evroam.store.parties import Party
+
+log = structlog.get_logger(__name__)
+
+_PATH = re.compile(r"^/ocpi/([^/]+)/(sender|receiver)/([a-z]+)(/.*)?$")
+PUSH_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# HTTP statuses of the hub's own errors; the spec gives only the OCPI codes.
+HTTP_OF = {StatusCode.HUB_ERROR: 502, StatusCode.HUB_UNKNOWN_RECEIVER: 404,
+           StatusCode.HUB_TIMEOUT: 504, StatusCode.HUB_CONNECTION_PROBLEM: 502}
+
+
+class HubRefusal(Exception):
+    """An answer of the Hub itself (a hub error, or the caller's mistake)."""
+
+    def __init__(self, status_code: int, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = int(status_code)
+        self.message = message
+        self.http_status = http_status or HTTP_OF.get(StatusCode(status_code), 400)
+
+
+@dataclass(slots=True)
+class Routed:
+    """One functional request taken by the Hub, authenticated and checked."""
+
+    scope: dict[str, Any]
+    version: str
+    module: Module
+    iface: InterfaceRole
+    rest: str  # the path after the module, "" or "/…"
+    query: str
+    method: str
+    headers: Headers
+    caller: Party  # the calling platform
+    sender: Key  # its role that sends (OCPI-from, checked)
+    to: Key | None  # OCPI-to, None for an Open Routing Request
+    body: bytes = b""
+    correlation_id: str = ""
+
+    @property
+    def segments(self) -> list[str]:
+        return [s for s in self.rest.split("/") if s]
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the Hub sends back for one request."""
+
+    http_status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+Handler = Callable[["Hub", Routed], Awaitable[Answer]]
+
+
+@dataclass(slots=True)
+class Hub:
+    """What the layer needs: the node's engine, our own key, and how to reach
+    parties. The handlers of each kind of request are set by their modules
+    of this package (forward, broadcast, getall, openrouting)."""
+
+    engine: Any
+    key: Key  # the Hub's own country_code/party_id, as configured
+    public_url: str
+    directory: DirectoryCache
+    session: Callable[[], Any]  # the node's shared aiohttp session (created on start)
+    call_log: Any = None
+    forward_timeout_s: float = 10.0
+    node: Any = None  # NodeServices, for the handlers that publish or deliver
+    forward: Handler | None = None
+    broadcast: Handler | None = None
+    get_all: Handler | None = None
+    open_route: Handler | None = None
+
+    def endpoint_url(self, version: str, module: str, iface: InterfaceRole) -> str:
+        return f"{self.public_url.rstrip('/')}/ocpi/{version}/{iface.value.lower()}/{module}"
+
+    def routing_answer(self, to: Key | None, frm: Key | None = None) -> list[tuple[bytes, bytes]]:
+        frm = frm or self.key
+        return [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in Routing(frm[0], frm[1], *(to or (None, None))).headers().items()]
+
+    def refusal_answer(self, exc: HubRefusal, to: Key | None) -> Answer:
+        resp = ocpi_response(status_code=exc.status_code, status_message=exc.message, http_status=exc.http_status)
+        return Answer(exc.http_status, bytes(resp.body), [(b"content-type", b"application/json"),
+                                                         *self.routing_answer(to)])
+
+
+def routed_module(module_id: str) -> Module | None:
+    """A functional module the Hub routes (not the configuration modules)."""
+    m = REGISTRY.get(module_id)
+    return m if m is not None and m.interfaces and m.routed else None
+
+
+class HubLayer:
+    """ASGI middleware: the Hub's functional requests never reach FastAPI."""
+
+    def __init__(self, app, hub: Hub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope, receive, send) -> None:
+        m = _PATH.match(scope["path"]) if scope["type"] == "http" else None
+        module = routed_module(m.group(3)) if m else None
+        if module is None:
+            await self.app(scope, receive, send)
+            return
+        iface = InterfaceRole(m.group(2).upper())
+        headers = Headers(scope=scope)
+        try:
+            routed = await self._routed(scope, headers, m.group(1), module, iface, m.group(4) or "")
+        except HubRefusal as exc:
+            await _send(send, self.hub.refusal_answer(exc, _claimed_from(headers)))
+            return
+        routed.body = await _body(receive)
+        routed.correlation_id = scope.get("state", {}).get("correlation_id", "")
+        try:
+            answer = await self._dispatch(routed)
+        except HubRefusal as exc:
+            answer = self.hub.refusal_answer(exc, routed.sender)
+        except Exception as exc:  # a bug of ours must still answer in OCPI, as the Hub
+            log.exception("hub.failed", path=scope["path"], method=routed.method)
+            answer = self.hub.refusal_answer(HubRefusal(StatusCode.HUB_ERROR, f"hub error: {type(exc).__name__}"),
+                                             routed.sender)
+        await _send(send, answer)
+
+    async def _routed(self, scope, headers: Headers, version: str, module: Module, iface: InterfaceRole,
+                      rest: str) -> Routed:
+        decoded, raw = parse_authorization(headers.get("authorization"))
+        if decoded is None and raw is None:
+            raise HubRefusal(StatusCode.CLIENT_ERROR, "missing or malformed Authorization header "
+                             "(expected `Token <base64 token>`)", 401)
+        async with self.hub.engine.connect() as conn:
+            auth = await party_repo.authenticate(conn, decoded, raw)
+        if auth is None:
+            raise HubRefusal(StatusCode.CLIENT_ERROR, "unknown credentials token", 401)
+        if auth.token_kind == party_repo.TOKEN_A or auth.party.status != party_repo.REGISTERED:
+            raise HubRefusal(StatusCode.CLIENT_ERROR,
+                             "this token is only valid for registration (versions and credentials)", 401)
+        state = scope.setdefault("state", {})
+        state["party_id"] = auth.party.id
+        try:
+            req = parse_routing(headers)
+        except ValueError as exc:
+            raise HubRefusal(StatusCode.INVALID_PARAMETERS, str(exc), 400) from None
+        sender = own_role(auth.party, req.from_key)
+        return Routed(scope, version, module, iface, rest, scope.get("query_string", b"").decode("latin-1"),
+                      scope["method"], headers, auth.party, sender, req.to_key)
+
+    async def _dispatch(self, r: Routed) -> Answer:
+        hub = self.hub
+        if r.to is None:
+            handler = hub.open_route
+        elif r.to == hub.key:
+            if r.method == "GET" and r.iface == InterfaceRole.SENDER and not r.segments:
+                handler = hub.get_all
+            elif r.method in PUSH_METHODS and r.iface == InterfaceRole.RECEIVER and r.module.broadcast:
+                handler = hub.broadcast
+            else:
+                raise HubRefusal(StatusCode.HUB_UNKNOWN_RECEIVER,
+                                 f"the Hub holds no {r.module.id} of its own: {r.method} to the Hub is "
+                                 "a Broadcast Push (POST, PUT or PATCH of Locations or Tokens) or a GET "
+                                 "All of a Sender list; address the party in OCPI-to")
+        else:
+            handler = hub.forward
+        if handler is None:
+            raise HubRefusal(StatusCode.HUB_ERROR, "this Hub does not route such requests")
+        return await handler(hub, r)
+
+
+def own_role(caller: Party, claimed: Key | None) -> Key:
+    """The caller's role that sends: the one OCPI-from names, which must be
+    one of the caller's own registered roles; or its only role."""
+    roles = [(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in caller.roles or ()]
+    if claimed is None:
+        if len(roles) == 1:
+            return roles[0]
+        raise HubRefusal(StatusCode.INVALID_PARAMETERS, "OCPI-from-country-code and OCPI-from-party-id are "
+                         "required: you registered several roles", 400)
+    if claimed not in roles:
+        raise HubRefusal(StatusCode.INVALID_PARAMETERS,
+                         f"OCPI-from names {claimed[0]}/{claimed[1]}, which is not one of your registered roles "
+                         f"({', '.join('/'.join(k) for k in roles) or 'none'})", 400)
+    return claimed
+
+
+def _claimed_from(headers: Headers) -> Key | None:
+    try:
+        return parse_routing(headers).from_key
+    except ValueError:
+        return None
+
+
+async def _body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send(send, answer: Answer) -> None:
+    headers = [h for h in answer.headers if h[0] != b"content-length"]
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def target_of(directory_party: HubParty | None, key: Key) -> HubParty:
+    """The party a request is addressed to, or the hub error that says why not."""
+    if directory_party is None:
+        raise HubRefusal(StatusCode.HUB_UNKNOWN_RECEIVER, f"unknown receiver {key[0]}/{key[1]}: "
+                         "no party with that country_code/party_id is connected to this Hub")
+    if directory_party.status != ConnectionStatus.CONNECTED:
+        raise HubRefusal(StatusCode.HUB_CONNECTION_PROBLEM,
+                         f"receiver {key[0]}/{key[1]} is {directory_party.status.value}")
+    return directory_party
