@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from evroam.module import REGISTRY
+from evroam.module import REGISTRY, Module
+from evroam.ocpi.versions import InterfaceRole
 from evroam.background import Background
 from evroam.client.ocpi import OcpiClient, OcpiResult, PartnerError
 from evroam.ocpi.headers import Routing
@@ -53,7 +54,7 @@ class Request:
     url: str
     content: bytes
     params: dict[str, str] | None
-    routing: Routing
+    routing: Routing | None
     whole_url: str | None  # the whole object's URL, for a PUT after a PATCH's 404
     data: str  # the whole, latest object as stored
     version: str | None  # the last_updated this request carries
@@ -80,8 +81,10 @@ class DeliveryWorker:
 
     def __init__(self, engine: AsyncEngine, client: OcpiClient, *, max_attempts: int = 12,
                  base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 32,
-                 concurrency: int = 32, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0) -> None:
+                 concurrency: int = 32, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0,
+                 addressing: Addressing | None = None) -> None:
         self.engine = engine
+        self.addressing = addressing or Addressing()
         self.client = client
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
@@ -179,7 +182,11 @@ class DeliveryWorker:
                 return Outcome("partner not registered", d.unsure)
             if stored is None:
                 return Outcome("object vanished", d.unsure)
-            request = self._request(d, party, stored.data, deleted=stored.stale)
+            doc = json.loads(stored.data)
+            held_back = await self.addressing.hold(party, d, doc)
+            if held_back is not None:
+                return held_back
+            request = self._request(d, party, stored.data, doc, deleted=stored.stale)
             if isinstance(request, str):
                 return Outcome(request, d.unsure)
             if d.unsure:
@@ -195,19 +202,19 @@ class DeliveryWorker:
             log.exception("delivery.crashed", delivery=d.id)
             return Outcome(f"{type(exc).__name__}: {exc}", True)
 
-    def _request(self, d: Delivery, party: party_repo.Party, data: str, *, deleted: bool = False) -> Request | str:
+    def _request(self, d: Delivery, party: party_repo.Party, data: str, doc: dict | None = None, *,
+                 deleted: bool = False) -> Request | str:
         """What to send for `d`, from the object's state now: a deleted one
         (a tombstone) is DELETEd whatever was queued, and one published again
         after a queued DELETE is PUT whole."""
         base = party.endpoint_url(d.module, "RECEIVER")
         if not base:
             return f"partner has no {d.module} receiver endpoint"
-        doc = json.loads(data)
-        routing = Routing(doc.get("country_code", ""), doc.get("party_id", ""),
-                          *(_partner_key(party) or (None, None)))
+        module = REGISTRY[d.module]
+        doc = json.loads(data) if doc is None else doc
+        routing = self.addressing.routing(party, module, doc)
         if d.method == "POST":
             return Request(d.method, base, data.encode(), None, routing, None, data, None)
-        module = REGISTRY[d.module]
         whole = join_url(base, *module.url_parts(doc))
         url = join_url(whole, d.sub_path) if d.sub_path else whole
         params = module.url_params(doc)
@@ -402,7 +409,30 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _partner_key(party: party_repo.Party) -> tuple[str, str] | None:
-    for r in party.roles or ():
-        return r["country_code"], r["party_id"]
-    return None
+def partner_key(party: party_repo.Party, module: Module | None = None) -> tuple[str, str] | None:
+    """The partner's role a delivery of `module` is addressed to: the one
+    that implements its Receiver, else its first role (a Hub's only role)."""
+    roles = party.roles or ()
+    for r in roles:
+        if module is not None and REGISTRY.plays(r.get("role", ""), module.id, InterfaceRole.RECEIVER):
+            return r["country_code"], r["party_id"]
+    return (roles[0]["country_code"], roles[0]["party_id"]) if roles else None
+
+
+class Addressing:
+    """Who a delivery is from and to, and whether it goes now. This one is
+    a direct connection's: FROM = the object's owner (one of our roles), TO =
+    the partner's role that receives the module; no routing headers on a
+    configuration module (HubClientInfo). A Hub and a party behind a Hub
+    plug in their own (hub/, sync/)."""
+
+    def routing(self, party: party_repo.Party, module: Module, doc: dict) -> Routing | None:
+        if not module.routed:
+            return None
+        return Routing(doc.get("country_code", ""), doc.get("party_id", ""),
+                       *(partner_key(party, module) or (None, None)))
+
+    async def hold(self, party: party_repo.Party, d: Delivery, doc: dict) -> Outcome | None:
+        """An Outcome that settles `d` without sending it (dropped, or kept
+        for later), or None to send it now."""
+        return None

@@ -8,7 +8,7 @@ from evroam.ocpi.versions import InterfaceRole
 MODULE = Module(
     "tariffs",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
-    model=Tariff, owner=Role.CPO, deletable=True,
+    model=Tariff, owner=Role.CPO, deletable=True, broadcast=True,
 )
 
 from evroam.modules.tariffs import owner, receiver, sender
