@@ -89,6 +89,9 @@ class Module:
     # Open Routing (no TO): `route(request) -> (cc, pid) | None`, the party a
     # request goes to by its content (hub/openrouting.py); None: cannot tell.
     route: Callable[..., Any] | None = None
+    # Request fields holding a URL the receiver calls back (a command's
+    # response_url): a Hub rewrites them to come back through it (hub/rewrite.py).
+    callback_fields: tuple[str, ...] = ()
 
     @property
     def stores_objects(self) -> bool:

@@ -11,6 +11,9 @@ is taken here, before FastAPI's routing:
   All (GET of a Sender list);
 - no TO: an Open Routing Request, routed by the content (Module.route).
 
+And one path of its own: `/ocpi/{version}/hub/callback/…`, where a receiver
+calls back a URL the Hub rewrote (a command's response_url, hub/rewrite.py).
+
 Hub errors (4000–4003) carry FROM = the Hub and TO = the caller.
 """
 
@@ -25,7 +28,7 @@ import structlog
 from starlette.datastructures import Headers
 
 from evroam.module import REGISTRY, Module
-from evroam.ocpi.headers import Routing, parse_authorization, parse_routing
+from evroam.ocpi.headers import Routing, RoutingRequest, parse_authorization, parse_routing
 from evroam.ocpi.hubclientinfo import ConnectionStatus
 from evroam.ocpi.status import StatusCode
 from evroam.ocpi.types import ci_key
@@ -38,6 +41,8 @@ from evroam.store.parties import Party
 log = structlog.get_logger(__name__)
 
 _PATH = re.compile(r"^/ocpi/([^/]+)/(sender|receiver)/([a-z]+)(/.*)?$")
+# version, requester cc and pid, the original URL (hub/rewrite.py)
+_CALLBACK = re.compile(r"^/ocpi/([^/]+)/hub/callback/([^/]+)/([^/]+)/([^/]+)$")
 PUSH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 # HTTP statuses of the hub's own errors; the spec gives only the OCPI codes.
@@ -61,9 +66,9 @@ class Routed:
 
     scope: dict[str, Any]
     version: str
-    module: Module
-    iface: InterfaceRole
-    rest: str  # the path after the module, "" or "/…"
+    module: Module | None  # None on a callback
+    iface: InterfaceRole | None  # None on a callback
+    rest: str  # the path after the module, "" or "/…"; on a callback, the encoded URL
     query: str
     method: str
     headers: Headers
@@ -108,6 +113,7 @@ class Hub:
     broadcast: Handler | None = None
     get_all: Handler | None = None
     open_route: Handler | None = None
+    callback: Handler | None = None
 
     def endpoint_url(self, version: str, module: str, iface: InterfaceRole) -> str:
         return f"{self.public_url.rstrip('/')}/ocpi/{version}/{iface.value.lower()}/{module}"
@@ -139,20 +145,24 @@ class HubLayer:
     async def __call__(self, scope, receive, send) -> None:
         m = _PATH.match(scope["path"]) if scope["type"] == "http" else None
         module = routed_module(m.group(3)) if m else None
-        if module is None:
+        back = _CALLBACK.match(scope["path"]) if m is None and scope["type"] == "http" else None
+        if module is None and (back is None or self.hub.callback is None):
             await self.app(scope, receive, send)
             return
-        iface = InterfaceRole(m.group(2).upper())
         headers = Headers(scope=scope)
         try:
-            routed = await self._routed(scope, headers, m.group(1), module, iface, m.group(4) or "")
+            if back is not None:
+                routed = await self._called_back(scope, headers, back)
+            else:
+                routed = await self._routed(scope, headers, m.group(1), module, InterfaceRole(m.group(2).upper()),
+                                            m.group(4) or "")
         except HubRefusal as exc:
             await _send(send, self.hub.refusal_answer(exc, _claimed_from(headers)))
             return
         routed.body = await _body(receive)
         routed.correlation_id = scope.get("state", {}).get("correlation_id", "")
         try:
-            answer = await self._dispatch(routed)
+            answer = await (self._dispatch(routed) if back is None else self.hub.callback(self.hub, routed))
         except HubRefusal as exc:
             answer = self.hub.refusal_answer(exc, routed.sender)
         except Exception as exc:  # a bug of ours must still answer in OCPI, as the Hub
@@ -163,6 +173,21 @@ class HubLayer:
 
     async def _routed(self, scope, headers: Headers, version: str, module: Module, iface: InterfaceRole,
                       rest: str) -> Routed:
+        caller, req = await self._caller(scope, headers)
+        sender = own_role(caller, req.from_key)
+        return Routed(scope, version, module, iface, rest, scope.get("query_string", b"").decode("latin-1"),
+                      scope["method"], headers, caller, sender, req.to_key)
+
+    async def _called_back(self, scope, headers: Headers, m: re.Match) -> Routed:
+        """A call to a callback URL: TO is the requester its path names."""
+        caller, req = await self._caller(scope, headers)
+        if scope["method"] != "POST":
+            raise HubRefusal(StatusCode.CLIENT_ERROR, "a callback URL of the Hub takes a POST only", 405)
+        return Routed(scope, m.group(1), None, None, m.group(4), scope.get("query_string", b"").decode("latin-1"),
+                      "POST", headers, caller, own_role(caller, req.from_key), (m.group(2), m.group(3)))
+
+    async def _caller(self, scope, headers: Headers) -> tuple[Party, RoutingRequest]:
+        """The calling platform, by its token, and its routing headers."""
         decoded, raw = parse_authorization(headers.get("authorization"))
         if decoded is None and raw is None:
             raise HubRefusal(StatusCode.CLIENT_ERROR, "missing or malformed Authorization header "
@@ -177,12 +202,9 @@ class HubLayer:
         state = scope.setdefault("state", {})
         state["party_id"] = auth.party.id
         try:
-            req = parse_routing(headers)
+            return auth.party, parse_routing(headers)
         except ValueError as exc:
             raise HubRefusal(StatusCode.INVALID_PARAMETERS, str(exc), 400) from None
-        sender = own_role(auth.party, req.from_key)
-        return Routed(scope, version, module, iface, rest, scope.get("query_string", b"").decode("latin-1"),
-                      scope["method"], headers, auth.party, sender, req.to_key)
 
     async def _dispatch(self, r: Routed) -> Answer:
         hub = self.hub

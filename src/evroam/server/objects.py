@@ -26,6 +26,7 @@ from evroam.server.auth import authenticate_registered
 from evroam.server.context import ServerContext
 from evroam.server.paging import page_request, paged_response
 from evroam.server.responses import ocpi_response
+from evroam.server.routing import is_hub
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
@@ -40,10 +41,17 @@ def ctx_of(request: Request) -> ServerContext:
     return request.app.state.ctx
 
 
+def speaks_for(party: Party, cc: str, pid: str) -> bool:
+    """Is cc/pid one of `party`'s own roles? A Hub speaks for the parties
+    behind it (it checked their OCPI-from, server/routing.honoured_from)."""
+    key = (ci_key(cc), ci_key(pid))
+    return is_hub(party) or any((ci_key(r["country_code"]), ci_key(r["party_id"])) == key
+                                for r in party.roles or ())
+
+
 def require_own_keys(party: Party, cc: str, pid: str) -> None:
     """A party reads and writes only under its own country_code/party_id."""
-    key = (ci_key(cc), ci_key(pid))
-    if not any((ci_key(r["country_code"]), ci_key(r["party_id"])) == key for r in party.roles or ()):
+    if not speaks_for(party, cc, pid):
         raise not_found(f"{cc}/{pid} is not among the roles you registered with")
 
 

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from evroam.ocpi.cdrs import CDR
 from evroam.modules.cdrs import MODULE as CDRS
 from evroam.ocpi.status import invalid
-from evroam.ocpi.types import ci_key
 from evroam.modules.cdrs.rules import ACCEPTED, verdict
 from evroam.server import objects as common
 from evroam.server.auth import authenticate_registered
@@ -41,8 +40,7 @@ async def post_cdr(request: Request):
     auth = await authenticate_registered(request)
     cdr = await parse_body(request, CDR)
     # The URL names no owner, so the body's must be one of the caller's roles.
-    mine = {(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in auth.party.roles or ()}
-    if (ci_key(cdr.country_code), ci_key(cdr.party_id)) not in mine:
+    if not common.speaks_for(auth.party, cdr.country_code, cdr.party_id):
         raise invalid(f"country_code/party_id: {cdr.country_code}/{cdr.party_id} is not among the roles "
                       "you registered with")
     ctx = common.ctx_of(request)

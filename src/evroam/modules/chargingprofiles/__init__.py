@@ -7,7 +7,7 @@ from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
 
 MODULE = Module("chargingprofiles", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
-                answers=ANSWERS)
+                answers=ANSWERS, callback_fields=("response_url",))
 
 from evroam.modules.chargingprofiles import client, owner, receiver, sender
 

@@ -6,7 +6,8 @@ from evroam.modules.commands.owner import ANSWERS
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
 
-MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER}, answers=ANSWERS)
+MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER}, answers=ANSWERS,
+                callback_fields=("response_url",))
 
 from evroam.modules.commands import client, owner, receiver, sender
 
