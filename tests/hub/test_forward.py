@@ -9,8 +9,11 @@ import asyncio
 import base64
 import json
 from contextlib import asynccontextmanager
+from urllib.parse import urlencode
 
-from evroam.modules.events import CommandEvent
+from evroam.modules.events import ChargingProfileEvent, CommandEvent
+from evroam.ocpi.chargingprofiles import (ActiveChargingProfile, ChargingProfileResponse,
+                                          ChargingProfileResponseType, ChargingProfileResultType)
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
@@ -25,12 +28,14 @@ from evroam.store import tracking
 from evroam.store.objects import ObjectKey
 from evroam.sync import tracker
 from tests import charging
-from tests.builders import location, token
+from tests.builders import location, session, token
 from tests.charging import two_evse_location
 from tests.hubnet import CPO1, EMSP1, Net, call, hub_network
 from tests.nodes import wait_for
 
 CPO, EMSP, HUB = ("NL", "CPO"), ("DE", "EMS"), ("NL", "HUB")
+ACTIVE = {"start_date_time": "2026-01-01T10:00:00Z", "charging_profile": {
+    "charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16}]}}
 
 
 class Heard:
@@ -148,7 +153,7 @@ async def test_receiver_put_and_patch_reach_the_emsp_under_the_cpos_keys(cluster
     assert await held_at(emsp, "locations", hub_at_emsp, "NL", "CPO", "L1") == {**doc, **patch}
     row = await logged_in(emsp, hub_at_emsp, "/receiver/locations/NL/CPO/L1")
     assert row["request_id"] != "req-1" and row["correlation_id"] == "corr-1"
-    # Under another party's keys: the eMSP's own answer (404, 2000), passed back.
+    # A Location the eMSP does not hold: its own answer (404, 2000), passed back.
     other = net.url("cpo", "locations", "RECEIVER", "NL", "CPO", "NOPE")
     status, env, headers = await call("PATCH", other, net.token("cpo"), frm=CPO, to=EMSP,
                                       body=json.dumps(patch).encode())
@@ -207,15 +212,16 @@ def hub_callback(net: Net, requester: tuple[str, str], original: str) -> str:
     return f"{net.hub.config.public_url}/ocpi/2.2.1/hub/callback/{requester[0]}/{requester[1]}/{b64}"
 
 
-async def tracked_command(net: Net, command_type: str = "START_SESSION") -> tuple[str, str]:
-    """A command as the eMSP records it before sending it through the Hub:
+async def tracked_command(net: Net, command_type: str = "START_SESSION", kind: str = "commands",
+                          ref: str = "LOC1") -> tuple[str, str]:
+    """A request as the eMSP records it before sending it through the Hub:
     (its tracking id, its response_url)."""
     emsp = net["emsp"]
     uid = tracker.new_uid()
-    url = tracker.response_url(emsp.config.public_url, "commands", command_type, uid)
+    url = tracker.response_url(emsp.config.public_url, kind, command_type, uid)
     async with emsp.engine.begin() as conn:
-        await tracking.insert(conn, uid=uid, direction=tracking.OUT, kind="commands", type_=command_type,
-                              party_id=net.hub_at["emsp"].id, ref="LOC1", response_url=url, request="{}")
+        await tracking.insert(conn, uid=uid, direction=tracking.OUT, kind=kind, type_=command_type,
+                              party_id=net.hub_at["emsp"].id, ref=ref, response_url=url, request="{}")
     return uid, url
 
 
@@ -260,6 +266,35 @@ async def test_start_session_command_and_its_result_through_the_hub(cluster):
     back = emsp_heard.last("POST", f"/sender/commands/START_SESSION/{uid}")
     assert routing_of(back) == (CPO, EMSP)
     assert back["x-request-id"] != seen["handle"].id
+
+
+async def test_active_charging_profile_query_response_url_through_the_hub(cluster):
+    net = await hub_network(cluster, {"cpo": CPO1, "emsp": EMSP1})
+    cpo, emsp = net["cpo"], net["emsp"]
+    await cpo.publish("locations", Location.from_wire(two_evse_location()))
+    await cpo.publish("sessions", Session.from_wire(session("S1")))
+    seen = []
+
+    @cpo.on(ChargingProfileEvent.GET_ACTIVE)
+    async def get_active(req, handle):
+        seen.append(req)
+        await handle.result(ChargingProfileResultType.ACCEPTED, profile=ActiveChargingProfile.from_wire(ACTIVE))
+        return ChargingProfileResponse(result=ChargingProfileResponseType.ACCEPTED, timeout=30)
+
+    uid, response_url = await tracked_command(net, "GET_ACTIVE", "chargingprofiles", "S1")
+    url = net.url("emsp", "chargingprofiles", "RECEIVER", "S1") + "?" + urlencode(
+        {"duration": "900", "response_url": response_url})
+    status, env, headers = await call("GET", url, net.token("emsp"), frm=EMSP, to=CPO)
+    assert (status, env["status_code"], env["data"]) == (200, 1000, {"result": "ACCEPTED", "timeout": 30})
+    assert routing_of(headers) == (CPO, EMSP)
+    assert (seen[0].duration, seen[0].response_url) == (900, hub_callback(net, EMSP, response_url))
+    await wait_for(lambda: state_is(emsp, uid, "COMPLETED"), what="the result at the eMSP")
+    assert (await emsp.command(uid)).to_dict()["result_data"] == {"result": "ACCEPTED", "profile": ACTIVE}
+
+
+async def state_is(node, uid: str, state: str) -> bool:
+    t = await node.command(uid)
+    return t is not None and t.state == state
 
 
 async def test_the_callback_refuses_anything_but_the_requesters_own_server(cluster):
