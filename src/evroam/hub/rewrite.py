@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from evroam.hub.layer import HubRefusal, Routed
@@ -32,8 +31,6 @@ from evroam.store.parties import Party
 # The spec's URL type is string(255): a longer rewritten URL is refused by
 # the receiver, so the Hub says so first.
 MAX_URL = 255
-# version, cc, pid, base64url of the original URL (no padding).
-CALLBACK = re.compile(r"^/ocpi/([^/]+)/hub/callback/([^/]+)/([^/]+)/([A-Za-z0-9_-]+)$")
 
 
 def callback_url(public_url: str, version: str, requester: tuple[str, str], original: str) -> str:
