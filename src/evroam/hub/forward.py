@@ -16,12 +16,15 @@ import asyncio
 import time
 
 import aiohttp
+import structlog
 
 from evroam.hub.layer import Answer, Hub, HubRefusal, Routed, target_of
 from evroam.ocpi import headers as H
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.status import StatusCode
 from evroam.store.calllog import CallRecord, redact
+
+log = structlog.get_logger(__name__)
 
 # Headers of the receiver's answer that go back to the caller (besides the
 # routing headers, which the Hub sets, and the ids, which the middleware sets).
@@ -81,6 +84,7 @@ async def send_to(hub: Hub, r: Routed, target, to_key) -> Answer:
         if hub.call_log is not None:
             rec.request_body = redact(body, hub.call_log.body_cap) if body else None
             hub.call_log.record(rec)
+    await after_forward(hub, r, to_key, status)
     out = [(k.lower(), v) for k, v in resp_headers if k.lower() in PASSED_BACK]
     for k, v in resp_headers:
         if k.lower() in REWRITTEN:
@@ -88,6 +92,14 @@ async def send_to(hub: Hub, r: Routed, target, to_key) -> Answer:
                                                hub.endpoint_url(r.version, r.module.id, r.iface)).encode("latin-1")))
     out += hub.routing_answer(r.sender, to_key)
     return Answer(status, raw, out)
+
+
+async def after_forward(hub: Hub, r: Routed, to_key, status: int) -> None:
+    for hook in hub.after_forward:
+        try:
+            await hook(hub, r, to_key, status)
+        except Exception:  # the forward is done and answered: a hook cannot undo it
+            log.exception("hub.after_forward_failed", hook=repr(hook), module=r.module.id)
 
 
 def rewrite_url(value: str, theirs: str, ours: str) -> str:

@@ -5,8 +5,10 @@ from evroam.module import Module
 from evroam.modules.commands.owner import ANSWERS
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
+from evroam.modules.commands import routing
 
-MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER}, answers=ANSWERS)
+MODULE = Module("commands", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER}, answers=ANSWERS,
+                route=routing.route, learn=routing.learn)
 
 from evroam.modules.commands import client, owner, receiver, sender
 
