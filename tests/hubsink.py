@@ -10,7 +10,6 @@ alone (headers, path, body), not a receiver's rules about a Hub's pushes.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from evroam.module import REGISTRY
 from evroam.node import Node
+from evroam.ocpi import headers as H
 from tests.nodes import bind_loopback
 
 V = "2.2.1"
@@ -106,7 +106,7 @@ class Sink:
     async def register(self, hub: Node) -> None:
         """The handshake with the Hub, as `evroam partners register` would run it."""
         token_a, versions_url = await hub.handshake.invite(self.name)
-        async with aiohttp.ClientSession(headers={"Authorization": _token(token_a)}) as s:
+        async with aiohttp.ClientSession(headers={"Authorization": H.encode_token(token_a)}) as s:
             versions = (await _get(s, versions_url))["data"]
             url = next(v["url"] for v in versions if v["version"] == V)
             details = (await _get(s, url))["data"]
@@ -119,10 +119,6 @@ class Sink:
         assert answer["status_code"] == 1000, answer
         self.token_hub = answer["data"]["token"]
         self.seen.clear()
-
-
-def _token(token: str) -> str:
-    return "Token " + base64.b64encode(token.encode()).decode()
 
 
 async def _get(s: aiohttp.ClientSession, url: str) -> dict:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from evroam.hub.layer import Answer
 from evroam.node import Node
+from evroam.ocpi import headers as H
 from evroam.store import objects as repo
 from evroam.store import parties as party_repo
 from evroam.store.tables import hub_routes
@@ -85,7 +86,7 @@ def assert_routed(net: Net, answer, client: str, receiver: str, method: str, pat
     assert routing_of(seen.headers) == (rcv.key, cli.key)
     assert seen.headers["x-correlation-id"] == "corr-1"
     assert seen.headers["x-request-id"] not in ("", "req-1")
-    assert seen.headers["authorization"] == "Token " + _b64(rcv.token_in)
+    assert seen.headers["authorization"] == H.encode_token(rcv.token_in)
     assert seen.body == (json.dumps(body).encode() if body is not None else b"")
     rcv.seen.clear()
 
@@ -97,12 +98,6 @@ def assert_refused(net: Net, answer, client: str, http_status: int, status_code:
         (http_status, {"status_code": status_code, "status_message": message})
     assert routing_of(headers) == (net[client].key, ("NL", "HUB"))
     assert all(s.functional() == [] for s in net.sinks.values())
-
-
-def _b64(token_: str) -> str:
-    import base64
-
-    return base64.b64encode(token_.encode()).decode()
 
 
 async def hold(net: Net, sender: str, module: str, doc: dict, *, typed: bool = False) -> None:
