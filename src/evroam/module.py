@@ -86,9 +86,15 @@ class Module:
     # Data meant for every party, so a push with TO = the Hub is a Broadcast
     # Push (transport_and_format: Locations and Tokens, not Sessions or CDRs).
     broadcast: bool = False
-    # Open Routing (no TO): `route(request) -> (cc, pid) | None`, the party a
-    # request goes to by its content (hub/openrouting.py); None: cannot tell.
-    route: Callable[..., Any] | None = None
+    # Open Routing (no TO): `await route(request) -> (cc, pid) | None`, the
+    # party a request goes to by its content (`request`: hub/openrouting.
+    # OpenRequest); None: cannot tell. None here: no rule for this module.
+    route: Callable[..., Awaitable[tuple[str, str] | None]] | None = None
+    # Routes a Hub learns while forwarding, for later Open Routing Requests
+    # that name only an id: `learn(routed) -> id | None`, the object id whose
+    # route (the request's FROM and TO) a forwarded request tells (Sessions:
+    # a Receiver PUT's session_id). Called after a 2xx answer only.
+    learn: Callable[[Any], str | None] | None = None
     # Request fields holding a URL the receiver calls back (a command's
     # response_url): a Hub rewrites them to come back through it (hub/rewrite.py).
     callback_fields: tuple[str, ...] = ()

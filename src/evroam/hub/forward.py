@@ -18,6 +18,7 @@ import asyncio
 import time
 
 import aiohttp
+import structlog
 
 from evroam.hub import rewrite
 from evroam.hub.directory import Key
@@ -27,6 +28,8 @@ from evroam.ocpi.headers import Routing
 from evroam.ocpi.status import StatusCode
 from evroam.store.calllog import CallRecord, redact
 from evroam.store.parties import Party
+
+log = structlog.get_logger(__name__)
 
 # Headers of the receiver's answer that go back to the caller (besides the
 # routing headers, which the Hub sets, and the ids, which the middleware sets).
@@ -53,6 +56,7 @@ async def send_to(hub: Hub, r: Routed, target, to_key) -> Answer:
         query = rewrite.request_query(r, hub.public_url, query)
     url = base.rstrip("/") + r.rest + ("?" + query if query else "")
     status, raw, resp_headers = await relay(hub, r, target.registration, url, body, r.sender, to_key)
+    await after_forward(hub, r, to_key, status)
     out = [(k.lower(), v) for k, v in resp_headers if k.lower() in PASSED_BACK]
     for k, v in resp_headers:
         if k.lower() in REWRITTEN:
@@ -117,6 +121,14 @@ async def relay(hub: Hub, r: Routed, reg: Party, url: str, body: bytes, frm: Key
         if hub.call_log is not None:
             rec.request_body = redact(body, hub.call_log.body_cap) if body else None
             hub.call_log.record(rec)
+
+
+async def after_forward(hub: Hub, r: Routed, to_key, status: int) -> None:
+    for hook in hub.after_forward:
+        try:
+            await hook(hub, r, to_key, status)
+        except Exception:  # the forward is done and answered: a hook cannot undo it
+            log.exception("hub.after_forward_failed", hook=repr(hook), module=r.module.id)
 
 
 def rewrite_url(value: str, theirs: str, ours: str) -> str:

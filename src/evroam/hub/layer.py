@@ -114,6 +114,9 @@ class Hub:
     get_all: Handler | None = None
     open_route: Handler | None = None
     callback: Handler | None = None
+    # Called after each forward with (hub, routed, TO, the receiver's HTTP
+    # status): what the Hub learns from the traffic it routes (openrouting.Learner).
+    after_forward: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
 
     def endpoint_url(self, version: str, module: str, iface: InterfaceRole) -> str:
         return f"{self.public_url.rstrip('/')}/ocpi/{version}/{iface.value.lower()}/{module}"

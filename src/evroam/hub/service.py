@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evroam.config import NodeConfig
-from evroam.hub import forward
+from evroam.hub import forward, openrouting
 from evroam.hub.directory import DirectoryCache
 from evroam.hub.layer import Hub, routed_module
 from evroam.module import REGISTRY
@@ -27,7 +27,8 @@ def build(config: NodeConfig, engine: Any, session: Callable[[], Any], call_log:
     return Hub(engine=engine, key=(ci_key(role.country_code), ci_key(role.party_id)), public_url=config.public_url,
                directory=DirectoryCache(engine), session=session, call_log=call_log,
                forward_timeout_s=config.hub_forward_timeout_s, forward=forward.forward,
-               callback=forward.callback)
+               callback=forward.callback, open_route=openrouting.open_route,
+               after_forward=[openrouting.Learner()])
 
 
 def endpoints(hub: Hub, version: str) -> list[Endpoint]:

@@ -129,6 +129,28 @@ objects = sa.Table(
     sa.Index("ix_objects_listing", "module", "owner_id", "last_updated", "id"),
     sa.Index("ix_objects_oid", "module", "owner_id", "oid_key", "id"),
     sa.Index("ix_objects_page", "module", "owner_id", "stale", "id"),
+    # A Hub's Open Routing looks a broadcast object up by id across owners
+    # (hub/openrouting.py): the indexes above all put owner_id before oid_key.
+    sa.Index("ix_objects_any_owner", "module", "oid_key"),
+)
+
+# On a Hub: routes learnt while forwarding (hub/openrouting.py). A forwarded
+# request tells who speaks to whom about an object (a Session PUT: its CPO
+# to its eMSP), so a later Open Routing Request naming only the object's id
+# (a STOP_SESSION, a Session PATCH without cdr_token) can be routed. One row
+# per object id and FROM, written once.
+hub_routes = sa.Table(
+    "hub_routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("module", sa.String(24), nullable=False),
+    sa.Column("ref_key", sa.String(36), nullable=False),  # the object id, upper-cased
+    sa.Column("from_cc", sa.String(2), nullable=False),
+    sa.Column("from_pid", sa.String(3), nullable=False),
+    sa.Column("to_cc", sa.String(2), nullable=False),
+    sa.Column("to_pid", sa.String(3), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("module", "ref_key", "from_cc", "from_pid"),
 )
 
 # Durable delivery of our changes to partners. One PENDING row per

@@ -5,11 +5,12 @@ from evroam.ocpi.cdrs import CDR
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
 from evroam.modules.cdrs.rules import verdict
+from evroam.modules.cdrs import routing
 
 MODULE = Module(
     "cdrs",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
-    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, judge=verdict,
+    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, judge=verdict, route=routing.route,
 )
 
 from evroam.modules.cdrs import owner, receiver, sender

@@ -5,9 +5,10 @@ from evroam.module import Module
 from evroam.modules.chargingprofiles.owner import ANSWERS
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
+from evroam.modules.chargingprofiles import routing
 
 MODULE = Module("chargingprofiles", {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
-                answers=ANSWERS, callback_fields=("response_url",))
+                answers=ANSWERS, callback_fields=("response_url",), route=routing.route, learn=routing.learn)
 
 from evroam.modules.chargingprofiles import client, owner, receiver, sender
 

@@ -9,11 +9,13 @@ from evroam.module import Module
 from evroam.ocpi.common import Role
 from evroam.ocpi.locations import Location
 from evroam.ocpi.versions import InterfaceRole
+from evroam.modules.locations import routing
 
 MODULE = Module(
     "locations",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
     model=Location, owner=Role.CPO, patchable=True, fast_get_one=True, broadcast=True,
+    route=routing.route,
 )
 
 from evroam.modules.locations import owner, receiver, sender

@@ -9,6 +9,7 @@ from evroam.ocpi.common import Role
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.versions import InterfaceRole
 from evroam.modules.sessions.periods import APPENDED, append_periods
+from evroam.modules.sessions import routing
 
 MODULE = Module(
     "sessions",
@@ -17,6 +18,7 @@ MODULE = Module(
     appended=APPENDED, merge=append_periods, ref_of=ref_by_token,
     # The Sessions Sender requires date_from (mod_sessions, "GET Method").
     pull_params={"date_from": "1970-01-01T00:00:00Z"},
+    route=routing.route, learn=routing.learn,
 )
 
 from evroam.modules.sessions import owner, receiver, sender

@@ -7,11 +7,12 @@ from evroam.module import Module
 from evroam.ocpi.common import Role
 from evroam.ocpi.tokens import Token
 from evroam.ocpi.versions import InterfaceRole
+from evroam.modules.tokens import routing
 
 MODULE = Module(
     "tokens",
     {Role.CPO: InterfaceRole.RECEIVER, Role.EMSP: InterfaceRole.SENDER},
-    model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True, broadcast=True,
+    model=Token, owner=Role.EMSP, id_field="uid", typed=True, patchable=True, broadcast=True, route=routing.route,
 )
 
 from evroam.modules.tokens import client, owner, receiver, sender
