@@ -20,6 +20,7 @@ Hub errors (4000–4003) carry FROM = the Hub and TO = the caller.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,11 @@ class Hub:
     get_all: Handler | None = None
     open_route: Handler | None = None
     callback: Handler | None = None
+    # registration id -> monotonic time of its last request seen here (liveness).
+    last_seen: dict[int, float] = field(default_factory=dict)
+
+    def seen(self, registration_id: int) -> None:
+        self.last_seen[registration_id] = time.monotonic()
 
     def endpoint_url(self, version: str, module: str, iface: InterfaceRole) -> str:
         return f"{self.public_url.rstrip('/')}/ocpi/{version}/{iface.value.lower()}/{module}"
@@ -201,6 +207,7 @@ class HubLayer:
                              "this token is only valid for registration (versions and credentials)", 401)
         state = scope.setdefault("state", {})
         state["party_id"] = auth.party.id
+        self.hub.seen(auth.party.id)
         try:
             return auth.party, parse_routing(headers)
         except ValueError as exc:
