@@ -3,6 +3,8 @@ its paginated list, and liveness; and what a HUB node presents."""
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 
 from evroam.hub.layer import routed_module
@@ -140,3 +142,16 @@ async def test_liveness_takes_a_stopped_party_offline_and_back(cluster):
     net.nodes["cpo"] = await cluster.restart(cpo)
     await wait_for(lambda: _is(net, "emsp", ("NL", "CPO"), "CONNECTED"), what="CONNECTED again at the eMSP")
     assert await hub_status(net, "cpo") == "CONNECTED"
+
+
+async def test_liveness_never_lifts_a_suspension(cluster):
+    net = await hub_network(cluster, {"emsp": EMSP1, "cpo": CPO1}, hub_liveness_s=0.2, hub_liveness_check_s=0.05)
+    cpo, emsp = await net.at_hub("cpo"), await net.at_hub("emsp")
+    await owner.operator_set(net.hub, cpo.name, ConnectionStatus.SUSPENDED)
+    await net["cpo"].stop()
+    hub = net.hub.hub
+    for _ in range(2):  # two rounds in which the silent eMSP was checked
+        since = time.monotonic()
+        await wait_for(lambda since=since: hub.last_seen.get(emsp.id, 0) > since, what="a liveness round")
+    assert await hub_status(net, "cpo") == "SUSPENDED"
+    assert net.hub.liveness.failures == {}
