@@ -64,6 +64,12 @@ async def test_a_registration_pushes_connected_to_every_other_party_without_rout
     [put] = [s for s in seen if s.method == "PUT" and s.path.endswith("/NL/CPO")]
     assert put.path == "/ocpi/2.2.1/receiver/hubclientinfo/NL/CPO"
     assert not ROUTING & set(put.headers), put.headers
+    # Nor on the party's answers: the Hub's own GET of what the eMSP holds.
+    emsp_at_hub = await net.at_hub("emsp")
+    url = emsp_at_hub.endpoint_url("hubclientinfo", "RECEIVER").rstrip("/") + "/NL/CPO"
+    status, env, headers = await call("GET", url, emsp_at_hub.token_out)
+    assert (status, env["status_code"], env["data"]) == (200, 1000, doc)
+    assert not ROUTING & set(headers)
     # A party is not told its own status, and a newcomer pulls the others' (the spec's GET after connecting).
     assert await status_at(net, "cpo", "NL", "CPO") is None
     assert await status_at(net, "cpo", "DE", "EMS") is None
