@@ -190,17 +190,22 @@ def partners_list(
     home: Home,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List partners with their status, version, roles and endpoints."""
+    """List partners with their status, version, roles and endpoints.
+
+    On a Hub, each role of a partner is a party with its ClientInfo status
+    (CONNECTED, OFFLINE, PLANNED or SUSPENDED)."""
+    from evroam.hub.directory import status_of
     from evroam.store import parties as repo
 
     async def go(node):
         async with node.engine.connect() as conn:
-            return await repo.list_all(conn)
+            return await repo.list_all(conn), any(r.role == Role.HUB for r in node.config.roles)
 
-    rows = _run(_with_node(home, go))
+    rows, on_hub = _run(_with_node(home, go))
     if as_json:
         out = [{"name": p.name, "status": p.status, "version": p.version, "versions_url": p.versions_url,
-                "roles": p.roles or [], "endpoints": p.endpoints or [], "initiated_by_us": p.initiated_by_us}
+                "roles": p.roles or [], "endpoints": p.endpoints or [], "initiated_by_us": p.initiated_by_us,
+                "parties": _parties_of(p, status_of(p).value if on_hub else None)}
                for p in rows]
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
@@ -208,10 +213,22 @@ def partners_list(
     for col in ("name", "status", "version", "roles", "endpoints"):
         table.add_column(col)
     for p in rows:
-        roles = ", ".join(f"{r['role']} {r['country_code']}/{r['party_id']}" for r in p.roles or [])
+        suffix = f" {status_of(p).value}" if on_hub else ""
+        roles = ", ".join(f"{r['role']} {r['country_code']}/{r['party_id']}{suffix}" for r in p.roles or [])
         eps = ", ".join(sorted({f"{e['identifier']}" for e in p.endpoints or []}))
         table.add_row(p.name, p.status, p.version or "", roles, eps)
     console.print(table)
+
+
+def _parties_of(p, status: str | None) -> list[dict]:
+    """One entry per role of a partner; on a Hub with its ClientInfo status."""
+    out = []
+    for r in p.roles or []:
+        entry = {"country_code": r.get("country_code"), "party_id": r.get("party_id"), "role": r.get("role")}
+        if status is not None:
+            entry["status"] = status
+        out.append(entry)
+    return out
 
 
 @partners_app.command("rotate")

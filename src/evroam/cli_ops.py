@@ -4,6 +4,8 @@ letters, on-demand pulls, and the worker process.
     evroam data import --home DIR --module locations FILE…
     evroam partners status --home DIR [--json]
     evroam partners retry --home DIR NAME
+    evroam partners suspend --home DIR NAME   (a Hub: the party is SUSPENDED)
+    evroam partners resume --home DIR NAME    (a Hub: CONNECTED again)
     evroam sync pull --home DIR PARTNER [MODULE] [--full]
     evroam worker --home DIR
 
@@ -53,6 +55,8 @@ def register(app: typer.Typer) -> None:
     sync = _group(app, "sync", "Synchronisation with partners on demand.")
     partners.command("status")(partners_status)
     partners.command("retry")(partners_retry)
+    partners.command("suspend")(partners_suspend)
+    partners.command("resume")(partners_resume)
     data.command("import")(data_import)
     sync.command("pull")(sync_pull)
     app.command("worker")(worker)
@@ -164,6 +168,40 @@ def partners_retry(home: Home, name: Annotated[str, typer.Argument(help="The par
         err.print(f"[red]no partner named {name!r}[/red]")
         raise typer.Exit(1)
     console.print(f"{n} dead deliveries back in line for {name}")
+
+
+def partners_suspend(home: Home, name: Annotated[str, typer.Argument(help="The partner's name.")]) -> None:
+    """A Hub: set a partner SUSPENDED; every connected party is told (HubClientInfo).
+
+    Nothing is routed to it or queued for it until `partners resume`. Works on
+    the home's database: a running Hub sees it within a second, and its worker
+    delivers the ClientInfo."""
+    _set_status(home, name, "SUSPENDED", "suspended")
+
+
+def partners_resume(home: Home, name: Annotated[str, typer.Argument(help="The partner's name.")]) -> None:
+    """A Hub: lift a partner's suspension (CONNECTED); every connected party is told."""
+    _set_status(home, name, "CONNECTED", "resumed")
+
+
+def _set_status(home: Path, name: str, status: str, done: str) -> None:
+    from evroam.modules.hubclientinfo import owner
+    from evroam.ocpi.hubclientinfo import ConnectionStatus
+
+    async def go(node: Node):
+        return await owner.operator_set(node, name, ConnectionStatus(status))
+
+    try:
+        _party, infos = run(_with_node(home, go))
+    except owner.NotAllowed as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    if infos is None:
+        console.print(f"{name} was already {status} (nothing pushed)" if status == "SUSPENDED"
+                      else f"{name} is not suspended (nothing pushed)")
+        return
+    parties = ", ".join(f"{i.role.value} {i.country_code}/{i.party_id}" for i in infos)
+    console.print(f"{done.capitalize()} {name} ({parties}): {status}, queued for every connected party")
 
 
 # --- evroam sync pull ------------------------------------------------------------------------------

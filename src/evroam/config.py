@@ -106,6 +106,7 @@ class NodeConfig:
     # before the Hub checks it with a GET of its versions.
     hub_forward_timeout_s: float = 10.0
     hub_liveness_s: float = 300.0
+    hub_liveness_check_s: float = 10.0  # how often the Hub looks for silent parties
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -150,6 +151,7 @@ class NodeConfig:
             "max_connectors_per_evse": self.max_connectors_per_evse,
             "hub_forward_timeout_s": self.hub_forward_timeout_s,
             "hub_liveness_s": self.hub_liveness_s,
+            "hub_liveness_check_s": self.hub_liveness_check_s,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -199,6 +201,7 @@ class NodeConfig:
             max_connectors_per_evse=_positive(doc, "max_connectors_per_evse", DEFAULT_MAX_CONNECTORS),
             hub_forward_timeout_s=float(doc.get("hub_forward_timeout_s", 10.0)),
             hub_liveness_s=float(doc.get("hub_liveness_s", 300.0)),
+            hub_liveness_check_s=float(doc.get("hub_liveness_check_s", 10.0)),
         )
         return cfg
 

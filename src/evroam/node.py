@@ -30,6 +30,8 @@ from evroam.ocpi.base import OcpiModel
 from evroam.modules import REGISTRY
 from evroam.module import Module
 from evroam.modules.credentials.handshake import Handshake
+from evroam.modules.hubclientinfo import owner as client_info
+from evroam.modules.hubclientinfo.liveness import Liveness
 from evroam.server.app import close as close_app
 from evroam.server.app import V, create_app
 from evroam.server.context import ServerContext
@@ -102,6 +104,7 @@ class Node:
         self.callbacks: Callbacks | None = None
         self.scheduler: PullScheduler | None = None
         self.hub: Hub | None = None  # when we play HUB (hub/)
+        self.liveness: Liveness | None = None  # a Hub's, on the leader
         # Per node, so several nodes in one process (tests) never share series.
         self.metrics_registry = CollectorRegistry()
         self.lag = LagMonitor(self.engine, self.metrics_registry, alert_s=config.lag_alert_s,
@@ -164,6 +167,9 @@ class Node:
         self.hub = hub_service.build(self.config, self.engine, lambda: self._session, self.call_log)
         if self.hub is not None:
             self.hub.node = self
+            self.handshake.on_party_change = lambda rid, change: client_info.on_registration(self, rid, change)
+            self.liveness = Liveness(self, self.hub, silence_s=self.config.hub_liveness_s,
+                                     interval_s=self.config.hub_liveness_check_s)
         self.call_log.start()
         self._started = True
         return self
@@ -275,12 +281,16 @@ class Node:
         assert self.scheduler is not None
         self.scheduler.start()
         self.lag.start()
+        if self.liveness is not None:
+            self.liveness.start()
         self._pruner.start(lambda: every(PRUNE_INTERVAL_S, self._prune, event="call_log.prune_failed"))
 
     async def _follow(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.lag.stop()
+        if self.liveness is not None:
+            await self.liveness.stop()
         await self._pruner.stop()
 
     async def publish(self, module: Module | str, obj: OcpiModel, *, patch: dict | None = None,

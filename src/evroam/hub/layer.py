@@ -20,6 +20,7 @@ Hub errors (4000–4003) carry FROM = the Hub and TO = the caller.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,11 @@ class Hub:
     # Called after each forward with (hub, routed, TO, the receiver's HTTP
     # status): what the Hub learns from the traffic it routes (openrouting.Learner).
     after_forward: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+    # registration id -> monotonic time of its last request seen here (liveness).
+    last_seen: dict[int, float] = field(default_factory=dict)
+
+    def seen(self, registration_id: int) -> None:
+        self.last_seen[registration_id] = time.monotonic()
 
     def endpoint_url(self, version: str, module: str, iface: InterfaceRole) -> str:
         return f"{self.public_url.rstrip('/')}/ocpi/{version}/{iface.value.lower()}/{module}"
@@ -204,6 +210,7 @@ class HubLayer:
                              "this token is only valid for registration (versions and credentials)", 401)
         state = scope.setdefault("state", {})
         state["party_id"] = auth.party.id
+        self.hub.seen(auth.party.id)
         try:
             return auth.party, parse_routing(headers)
         except ValueError as exc:

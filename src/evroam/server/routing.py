@@ -130,6 +130,8 @@ def note(request: Request, party: Party) -> None:
     except ValueError as exc:
         req, error = RoutingRequest(), str(exc)
     where = interface_of(request.url.path)
+    if where is not None and not REGISTRY[where[0]].routed:
+        return  # a configuration module (HubClientInfo) answers without routing headers
     module, iface = where if where else (None, None)
     ours = receiving_party(request.app.state.ctx, req.to_key, module, iface)
     theirs = requesting_party(party, req.from_key, module, iface)

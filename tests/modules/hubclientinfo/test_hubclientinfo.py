@@ -73,8 +73,9 @@ async def test_the_hub_serves_the_list(cluster) -> None:
     url = hub_at_cpo.endpoint_url("hubclientinfo", "SENDER")
     status, body, headers = await call("GET", url + "?limit=2", hub_at_cpo.token_out)
     assert (status, body["status_code"]) == (200, 1000)
-    assert [c["party_id"] for c in body["data"]] == ["AAA", "BBB"]
-    assert headers["x-total-count"] == "3"
+    # The CPO's own ClientInfo first: the Hub published it when the CPO registered.
+    assert [c["party_id"] for c in body["data"]] == ["CPO", "AAA"]
+    assert headers["x-total-count"] == "4"
     assert "offset=2" in headers["link"]
 
 

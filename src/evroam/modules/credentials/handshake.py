@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -56,6 +57,9 @@ class Handshake:
         self.config = config
         self.engine = engine
         self.client = client
+        # A Hub's: told (registration id, "registered" | "unregistered") once
+        # committed, to push the platform's new HubClientInfo status (node.py).
+        self.on_party_change: Callable[[int, str], Awaitable[object]] | None = None
 
     # --- what we present ------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class Handshake:
                               endpoints=_endpoints_json(neg.details), roles=_roles_json(creds),
                               allow_raw_token=party.allow_raw_token)
         log.info("credentials.registered", party=target.name, version=neg.version.version.value)
+        await self._party_changed(target.id, "registered")
         return self.our_credentials(token_c)
 
     async def _fold_into_twin(self, conn, new: Party, urls: tuple[str | None, ...],
@@ -245,6 +250,7 @@ class Handshake:
                               versions_url=theirs.url, allow_raw_token=raw_token)
             party = await repo.get(conn, target.id)
         log.info("credentials.registered_with", party=final_name, version=neg.version.version.value)
+        await self._party_changed(target.id, "registered")
         return party
 
     async def rotate(self, name: str) -> Party:
@@ -306,6 +312,15 @@ class Handshake:
             dropped = await outbox.drop_party(conn, party.id)
         if dropped:
             log.info("credentials.deliveries_dropped", party=party.name, deliveries=dropped)
+        await self._party_changed(party.id, "unregistered")
+
+    async def _party_changed(self, registration_id: int, event: str) -> None:
+        if self.on_party_change is None:
+            return
+        try:
+            await self.on_party_change(registration_id, event)
+        except Exception:  # the registration stands: the others learn at the next status change or GET
+            log.exception("credentials.party_change_failed", registration=registration_id, change=event)
 
     async def _registered(self, name: str) -> Party:
         async with self.engine.connect() as conn:
