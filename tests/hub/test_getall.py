@@ -1,0 +1,151 @@
+"""GET All via the Hub (transport_and_format, "GET All via Hubs"): the lists of
+every connected party merged, paginated across the merged list."""
+
+from evroam.ocpi.locations import Location
+from evroam.store import parties as party_repo
+from tests.builders import location
+from tests.hubnet import CPO1, CPO2, EMSP1, call, hub_network
+
+CPO3 = [("CPO", "DE", "CP3")]
+EMSP = ("DE", "EMS")
+HUB = ("NL", "HUB")
+OLD, NEW = "2025-06-01T00:00:00Z", "2026-03-01T00:00:00Z"
+
+
+async def three_cpos(cluster, **hub_settings):
+    """CPO1 with A1-A3, CPO2 with nothing, CPO3 with C1-C4 (C1 and C2 old), and an eMSP."""
+    net = await hub_network(cluster, {"cpo1": CPO1, "cpo2": CPO2, "cpo3": CPO3, "emsp": EMSP1}, **hub_settings)
+    for lid in ("A1", "A2", "A3"):
+        await net["cpo1"].publish("locations", Location.from_wire(location(lid, "NL", "CPO", updated=NEW)))
+    for lid, updated in (("C1", OLD), ("C2", OLD), ("C3", NEW), ("C4", NEW)):
+        await net["cpo3"].publish("locations", Location.from_wire(location(lid, "DE", "CP3", updated=updated)))
+    return net
+
+
+async def own_list(net, name: str, to: tuple[str, str], query: str = "") -> list[dict]:
+    """The source's list as it serves it itself, asked with the Hub's token."""
+    at_hub = await net.at_hub(name)
+    url = at_hub.endpoint_url("locations", "SENDER") + query
+    status, env, _ = await call("GET", url, at_hub.token_out, frm=EMSP, to=to)
+    assert (status, env["status_code"]) == (200, 1000)
+    return env["data"]
+
+
+def link_of(headers: dict[str, str]) -> str:
+    value = headers["link"]
+    assert value.endswith('>; rel="next"')
+    return value[1:-len('>; rel="next"')]
+
+
+async def test_the_emsp_pages_through_the_merged_list(cluster):
+    net = await three_cpos(cluster)
+    merged = (await own_list(net, "cpo1", ("NL", "CPO")) + await own_list(net, "cpo2", ("BE", "CP2"))
+              + await own_list(net, "cpo3", ("DE", "CP3")))
+    assert [(o["country_code"], o["party_id"], o["id"]) for o in merged] == [
+        ("NL", "CPO", "A1"), ("NL", "CPO", "A2"), ("NL", "CPO", "A3"),
+        ("DE", "CP3", "C1"), ("DE", "CP3", "C2"), ("DE", "CP3", "C3"), ("DE", "CP3", "C4")]
+    base = net.url("emsp", "locations", "SENDER", "")
+    url, pages = base + "?limit=2", []
+    while True:
+        status, env, headers = await call("GET", url, net.token("emsp"), frm=EMSP, to=HUB)
+        assert (status, env["status_code"], env.get("status_message")) == (200, 1000, None)
+        assert (headers["x-total-count"], headers["x-limit"]) == ("7", "100")
+        assert (headers["ocpi-from-country-code"], headers["ocpi-from-party-id"]) == HUB
+        assert (headers["ocpi-to-country-code"], headers["ocpi-to-party-id"]) == EMSP
+        pages.append(env["data"])
+        if "link" not in headers:
+            break
+        url = link_of(headers)
+        assert url == f"{base}?offset={2 * len(pages)}&limit=2"
+    assert [[o["id"] for o in p] for p in pages] == [["A1", "A2"], ["A3", "C1"], ["C2", "C3"], ["C4"]]
+    # Every object exactly once, in order, as its owner serves it.
+    assert [o for p in pages for o in p] == merged
+
+
+async def test_a_window_inside_one_source_and_past_the_end(cluster):
+    net = await three_cpos(cluster)
+    base = net.url("emsp", "locations", "SENDER", "")
+    status, env, headers = await call("GET", base + "?offset=4&limit=2", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, [o["id"] for o in env["data"]]) == (200, ["C2", "C3"])
+    assert (headers["x-total-count"], link_of(headers)) == ("7", f"{base}?offset=6&limit=2")
+    status, env, headers = await call("GET", base + "?offset=9", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, env["status_code"], env["data"], headers["x-total-count"]) == (200, 1000, [], "7")
+    assert "link" not in headers
+    # A limit above the Hub's page limit is capped to it.
+    status, env, headers = await call("GET", base + "?limit=500", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (len(env["data"]), headers["x-limit"], "link" in headers) == (7, "100", False)
+
+
+async def test_the_limit_is_capped_by_the_hubs_page_limit(cluster):
+    net = await three_cpos(cluster, page_limit=3)
+    base = net.url("emsp", "locations", "SENDER", "")
+    status, env, headers = await call("GET", base + "?limit=50", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, [o["id"] for o in env["data"]]) == (200, ["A1", "A2", "A3"])
+    assert (headers["x-total-count"], headers["x-limit"]) == ("7", "3")
+    assert link_of(headers) == f"{base}?offset=3&limit=3"
+
+
+async def test_date_from_is_passed_on_to_every_source(cluster):
+    net = await three_cpos(cluster)
+    base = net.url("emsp", "locations", "SENDER", "")
+    query = "?date_from=2026-01-01T00:00:00Z&limit=3"
+    status, env, headers = await call("GET", base + query, net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, [o["id"] for o in env["data"]]) == (200, ["A1", "A2", "A3"])
+    assert headers["x-total-count"] == "5"  # C1 and C2 are older than date_from
+    assert link_of(headers) == f"{base}?date_from=2026-01-01T00%3A00%3A00Z&offset=3&limit=3"
+    status, env, headers = await call("GET", link_of(headers), net.token("emsp"), frm=EMSP, to=HUB)
+    assert env["data"] == await own_list(net, "cpo3", ("DE", "CP3"), "?date_from=2026-01-01T00:00:00Z")
+    assert ([o["id"] for o in env["data"]], headers["x-total-count"], "link" in headers) == (["C3", "C4"], "5", False)
+
+
+async def set_at_hub(net, name: str, **values) -> None:
+    party = await net.at_hub(name)
+    async with net.hub.engine.begin() as conn:
+        await party_repo.update(conn, party.id, **values)
+    net.hub.hub.directory.invalidate()
+
+
+async def test_an_offline_source_is_left_out(cluster):
+    net = await three_cpos(cluster)
+    await set_at_hub(net, "cpo1", hub_status="OFFLINE")
+    base = net.url("emsp", "locations", "SENDER", "")
+    status, env, headers = await call("GET", base + "?limit=2", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, env["status_code"], env.get("status_message")) == (200, 1000, None)
+    assert ([o["id"] for o in env["data"]], headers["x-total-count"]) == (["C1", "C2"], "4")
+    assert link_of(headers) == f"{base}?offset=2&limit=2"
+
+
+async def test_a_failing_source_is_skipped_and_named(cluster):
+    net = await three_cpos(cluster)
+    token = (await net.at_hub("cpo1")).token_out
+    await set_at_hub(net, "cpo1", token_out="not-the-token")  # cpo1 now answers the Hub 401
+    base = net.url("emsp", "locations", "SENDER", "")
+    status, env, headers = await call("GET", base + "?limit=2", net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, env["status_code"]) == (200, 1000)
+    assert env["status_message"] == "skipped, not answering: NL/CPO (HTTP 401, OCPI 2000)"
+    assert ([o["id"] for o in env["data"]], headers["x-total-count"]) == (["C1", "C2"], "4")
+    # A failing source after the window (asked only for its count) is named too.
+    await set_at_hub(net, "cpo1", token_out=token)
+    await set_at_hub(net, "cpo3", token_out="not-the-token")
+    status, env, headers = await call("GET", base + "?limit=1", net.token("emsp"), frm=EMSP, to=HUB)
+    assert env["status_message"] == "skipped, not answering: DE/CP3 (HTTP 401, OCPI 2000)"
+    assert ([o["id"] for o in env["data"]], headers["x-total-count"]) == (["A1"], "3")
+
+
+async def test_malformed_offset_or_limit_is_2001_as_our_own_senders_answer(cluster):
+    net = await three_cpos(cluster)
+    base = net.url("emsp", "locations", "SENDER", "")
+    at_hub = await net.at_hub("cpo1")
+    own = at_hub.endpoint_url("locations", "SENDER")
+    for query, message in (("?offset=x", "offset: must be an integer, got 'x'"),
+                           ("?limit=0", "limit: must be positive"),
+                           ("?offset=-1", "offset: must not be negative"),
+                           ("?date_from=yesterday", None)):
+        status, env, headers = await call("GET", base + query, net.token("emsp"), frm=EMSP, to=HUB)
+        theirs = await call("GET", own + query, at_hub.token_out, frm=EMSP, to=("NL", "CPO"))
+        assert (status, env["status_code"], "data" in env) == (theirs[0], 2001, False) == (200, 2001, False)
+        assert env["status_message"] == theirs[1]["status_message"]
+        if message is not None:
+            assert env["status_message"] == message
+        assert (headers["ocpi-from-country-code"], headers["ocpi-from-party-id"]) == HUB
+        assert (headers["ocpi-to-country-code"], headers["ocpi-to-party-id"]) == EMSP
