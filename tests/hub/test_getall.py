@@ -7,10 +7,11 @@ import sqlalchemy as sa
 from evroam.client.ocpi import Paging
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.locations import Location
+from evroam.ocpi.sessions import Session
 from evroam.store import parties as party_repo
 from evroam.store.tables import objects
-from tests.builders import location
-from tests.hubnet import CPO1, CPO2, EMSP1, call, hub_network
+from tests.builders import cdr_token, location, session
+from tests.hubnet import CPO1, CPO2, EMSP1, EMSP2, call, hub_network
 
 CPO3 = [("CPO", "DE", "CP3")]
 EMSP = ("DE", "EMS")
@@ -182,3 +183,23 @@ async def test_the_emsps_own_pull_through_the_hub_stores_every_owner(cluster):
     assert [tuple(r) for r in rows] == [("NL", "CPO", "A1"), ("NL", "CPO", "A2"), ("NL", "CPO", "A3"),
                                         ("DE", "CP3", "C1"), ("DE", "CP3", "C2"), ("DE", "CP3", "C3"),
                                         ("DE", "CP3", "C4")]
+
+
+async def test_sessions_need_date_from_as_at_every_cpo(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp": EMSP1})
+    status, env, _ = await call("GET", net.url("emsp", "sessions", "SENDER", ""), net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, env["status_code"], env["status_message"]) == (200, 2001, "date_from: required for this list")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 point 7 (a party behind a Hub): a CPO's Sessions Sender shows a "
+                   "caller the sessions of the caller's own roles (server/objects.caller_ref_keys), which for a Hub "
+                   "are the Hub's, not the OCPI-from the Hub passes on")
+async def test_a_source_shows_each_emsp_only_its_own_sessions(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "cpo3": CPO3, "emsp": EMSP1, "emsp2": EMSP2})
+    for name, cc, pid in (("cpo1", "NL", "CPO"), ("cpo3", "DE", "CP3")):
+        for sid, token in (("S-EMS", cdr_token("DE", "EMS")), ("S-EM2", cdr_token("FR", "EM2"))):
+            await net[name].publish("sessions", Session.from_wire(session(f"{sid}-{pid}", cc, pid, token=token)))
+    url = net.url("emsp", "sessions", "SENDER", "") + "?date_from=2020-01-01T00:00:00Z"
+    status, env, headers = await call("GET", url, net.token("emsp"), frm=EMSP, to=HUB)
+    assert (status, env["status_code"], headers["x-total-count"]) == (200, 1000, "2")
+    assert [(o["party_id"], o["id"]) for o in env["data"]] == [("CPO", "S-EMS-CPO"), ("CP3", "S-EMS-CP3")]
