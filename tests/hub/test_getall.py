@@ -1,10 +1,17 @@
 """GET All via the Hub (transport_and_format, "GET All via Hubs"): the lists of
 every connected party merged, paginated across the merged list."""
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from evroam.client.ocpi import Paging
+from evroam.ocpi import headers as H
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
@@ -12,6 +19,7 @@ from evroam.store import parties as party_repo
 from evroam.store.tables import objects
 from tests.builders import cdr_token, location, session
 from tests.hubnet import CPO1, CPO2, EMSP1, EMSP2, call, hub_network
+from tests.nodes import bind_loopback, wait_for
 
 CPO3 = [("CPO", "DE", "CP3")]
 EMSP = ("DE", "EMS")
@@ -203,3 +211,84 @@ async def test_a_source_shows_each_emsp_only_its_own_sessions(cluster):
     status, env, headers = await call("GET", url, net.token("emsp"), frm=EMSP, to=HUB)
     assert (status, env["status_code"], headers["x-total-count"]) == (200, 1000, "2")
     assert [(o["party_id"], o["id"]) for o in env["data"]] == [("CPO", "S-EMS-CPO"), ("CP3", "S-EMS-CP3")]
+
+
+class OddSource:
+    """A Locations Sender on real HTTP that pages oddly: `no_total` sends no
+    X-Total-Count (two objects a page, a Link while there are more);
+    `ignores` sends its whole list whatever offset and limit say."""
+
+    def __init__(self, mode: str, ids: list[str]) -> None:
+        self.mode = mode
+        self.objects = [location(i, "BE", "CP2", updated=NEW) for i in ids]
+        self.asked: list[dict[str, str]] = []
+        self.sock = bind_loopback()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/locations"
+
+    async def _list(self, request):
+        q = dict(request.query_params)
+        h = request.headers
+        self.asked.append({**q, "authorization": h["authorization"], "correlation": h["x-correlation-id"],
+                           "from": f"{h['ocpi-from-country-code']}/{h['ocpi-from-party-id']}",
+                           "to": f"{h['ocpi-to-country-code']}/{h['ocpi-to-party-id']}"})
+        body = {"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"}
+        if self.mode == "ignores":
+            body["data"] = self.objects
+            return JSONResponse(body, headers={"X-Total-Count": str(len(self.objects))})
+        offset, limit = int(q.get("offset", 0)), min(int(q.get("limit", 2)), 2)
+        body["data"] = self.objects[offset:offset + limit]
+        more = offset + limit < len(self.objects)
+        return JSONResponse(body, headers={"Link": f'<{self.url}?offset={offset + limit}>; rel="next"'} if more else {})
+
+    async def __aenter__(self):
+        app = Starlette(routes=[Route("/locations", self._list)])
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
+        await wait_for(lambda: self._server.started, what="the odd source to serve")
+        return self
+
+    async def __aexit__(self, *exc):
+        self._server.should_exit = True
+        await self._task
+
+
+async def behind(net, name: str, source: OddSource) -> None:
+    """`name`'s Locations Sender, as the Hub knows it, is now `source`."""
+    party = await net.at_hub(name)
+    endpoints = [e for e in party.endpoints if (e["identifier"], e["role"]) != ("locations", "SENDER")]
+    await set_at_hub(net, name, endpoints=[*endpoints, {"identifier": "locations", "role": "SENDER",
+                                                        "url": source.url}])
+
+
+async def pages_of(net, limit: int) -> tuple[list[list[str]], set[str]]:
+    """The ids of every page, following Link, and every X-Total-Count seen."""
+    url, pages, totals = net.url("emsp", "locations", "SENDER", "") + f"?limit={limit}", [], set()
+    while url:
+        status, env, headers = await call("GET", url, net.token("emsp"), frm=EMSP, to=HUB)
+        assert (status, env["status_code"], env.get("status_message")) == (200, 1000, None)
+        pages.append([o["id"] for o in env["data"]])
+        totals.add(headers["x-total-count"])
+        url = link_of(headers) if "link" in headers else None
+    return pages, totals
+
+
+@pytest.mark.parametrize("mode", ["no_total", "ignores"])
+async def test_a_source_that_pages_oddly_is_tolerated(cluster, mode):
+    net = await three_cpos(cluster)
+    async with OddSource(mode, ["B1", "B2", "B3"]) as odd:
+        await behind(net, "cpo2", odd)
+        for limit, expected in ((2, [["A1", "A2"], ["A3", "B1"], ["B2", "B3"], ["C1", "C2"], ["C3", "C4"]]),
+                                (4, [["A1", "A2", "A3", "B1"], ["B2", "B3", "C1", "C2"], ["C3", "C4"]]),
+                                (1, [[i] for i in ("A1", "A2", "A3", "B1", "B2", "B3", "C1", "C2", "C3", "C4")])):
+            assert await pages_of(net, limit) == (expected, {"10"})
+        # Asked with its own token, FROM = the eMSP, TO = itself, the caller's correlation id;
+        # on the first page it is after the window, asked only for its count.
+        token = H.encode_token((await net.at_hub("cpo2")).token_out)
+        assert odd.asked[0] == {"offset": "0", "limit": "1", "authorization": token, "correlation": "corr-1",
+                                "from": "DE/EMS", "to": "BE/CP2"}
+
+
+async def test_a_source_with_a_smaller_page_limit_is_asked_on(cluster):
+    net = await three_cpos(cluster)
+    net["cpo3"].app.state.ctx.page_limit = 1
+    assert await pages_of(net, 3) == ([["A1", "A2", "A3"], ["C1", "C2", "C3"], ["C4"]], {"7"})

@@ -151,10 +151,12 @@ class Walk:
         if page.total is None:
             return await self.uncounted(src, skip, need)
         objects, total = page.objects, page.total
-        if len(objects) > need:
-            # It ignored limit; if it sent its whole list, it ignored offset too.
-            start = skip if len(objects) >= total > skip else 0
-            return Shown(objects[start:start + need], total)
+        expected = max(0, min(need, total - skip))
+        if len(objects) > expected:
+            # It ignored limit or offset: when it sent its whole list, the Hub
+            # takes the window's part itself.
+            start = skip if len(objects) >= total else 0
+            return Shown(objects[start:start + expected], total)
         while objects and len(objects) < need and skip + len(objects) < total:
             # Its own page limit is below ours: ask on from where it stopped.
             page = await self.ask(src, skip + len(objects), need - len(objects))
