@@ -137,13 +137,13 @@ async def test_a_failing_source_is_skipped_and_named(cluster):
     base = net.url("emsp", "locations", "SENDER", "")
     status, env, headers = await call("GET", base + "?limit=2", net.token("emsp"), frm=EMSP, to=HUB)
     assert (status, env["status_code"]) == (200, 1000)
-    assert env["status_message"] == "skipped, not answering: NL/CPO (HTTP 401, OCPI 2000)"
+    assert env["status_message"] == "parties left out: NL/CPO (HTTP 401, OCPI 2000)"
     assert ([o["id"] for o in env["data"]], headers["x-total-count"]) == (["C1", "C2"], "4")
     # A failing source after the window (asked only for its count) is named too.
     await set_at_hub(net, "cpo1", token_out=token)
     await set_at_hub(net, "cpo3", token_out="not-the-token")
     status, env, headers = await call("GET", base + "?limit=1", net.token("emsp"), frm=EMSP, to=HUB)
-    assert env["status_message"] == "skipped, not answering: DE/CP3 (HTTP 401, OCPI 2000)"
+    assert env["status_message"] == "parties left out: DE/CP3 (HTTP 401, OCPI 2000)"
     assert ([o["id"] for o in env["data"]], headers["x-total-count"]) == (["A1"], "3")
 
 
@@ -216,12 +216,14 @@ async def test_a_source_shows_each_emsp_only_its_own_sessions(cluster):
 class OddSource:
     """A Locations Sender on real HTTP that pages oddly: `no_total` sends no
     X-Total-Count (two objects a page, a Link while there are more);
-    `ignores` sends its whole list whatever offset and limit say."""
+    `ignores` sends its whole list whatever offset and limit say; `hangs`
+    answers only when the test ends."""
 
     def __init__(self, mode: str, ids: list[str]) -> None:
         self.mode = mode
         self.objects = [location(i, "BE", "CP2", updated=NEW) for i in ids]
         self.asked: list[dict[str, str]] = []
+        self.release = asyncio.Event()
         self.sock = bind_loopback()
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/locations"
 
@@ -232,6 +234,8 @@ class OddSource:
                            "from": f"{h['ocpi-from-country-code']}/{h['ocpi-from-party-id']}",
                            "to": f"{h['ocpi-to-country-code']}/{h['ocpi-to-party-id']}"})
         body = {"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"}
+        if self.mode == "hangs":
+            await self.release.wait()
         if self.mode == "ignores":
             body["data"] = self.objects
             return JSONResponse(body, headers={"X-Total-Count": str(len(self.objects))})
@@ -248,6 +252,7 @@ class OddSource:
         return self
 
     async def __aexit__(self, *exc):
+        self.release.set()
         self._server.should_exit = True
         await self._task
 
@@ -292,3 +297,15 @@ async def test_a_source_with_a_smaller_page_limit_is_asked_on(cluster):
     net = await three_cpos(cluster)
     net["cpo3"].app.state.ctx.page_limit = 1
     assert await pages_of(net, 3) == ([["A1", "A2", "A3"], ["C1", "C2", "C3"], ["C4"]], {"7"})
+
+
+async def test_a_source_that_times_out_is_left_out(cluster):
+    net = await three_cpos(cluster, hub_forward_timeout_s=0.5)
+    async with OddSource("hangs", ["B1"]) as odd:
+        await behind(net, "cpo2", odd)
+        base = net.url("emsp", "locations", "SENDER", "")
+        for query, ids in (("?limit=4", ["A1", "A2", "A3", "C1"]), ("?limit=2", ["A1", "A2"])):
+            status, env, headers = await call("GET", base + query, net.token("emsp"), frm=EMSP, to=HUB)
+            assert (status, env["status_code"], [o["id"] for o in env["data"]]) == (200, 1000, ids)
+            assert (env["status_message"], headers["x-total-count"]) == (
+                "parties left out: BE/CP2 (no answer within 0.5 s)", "7")

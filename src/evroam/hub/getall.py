@@ -32,7 +32,7 @@ from evroam.hub.layer import Answer, Hub, HubRefusal, Routed
 from evroam.ocpi import headers as H
 from evroam.ocpi.envelope import envelope_bytes
 from evroam.ocpi.pagination import DEFAULT_MAX_LIMIT, PageRequest, next_link, parse_page_request
-from evroam.ocpi.status import OcpiError
+from evroam.ocpi.status import OcpiError, StatusCode
 from evroam.ocpi.versions import InterfaceRole
 
 # The caller's filters that go on to every source as they were sent.
@@ -88,7 +88,7 @@ async def get_all(hub: Hub, r: Routed) -> Answer:
 def answer(hub: Hub, r: Routed, page: PageRequest, page_limit: int, window: Sequence[Any], total: int,
            skipped: Sequence[str]) -> Answer:
     """The merged page, with the headers our own Senders give (server/paging.py)."""
-    message = "skipped, not answering: " + "; ".join(skipped) if skipped else None
+    message = "parties left out: " + "; ".join(skipped) if skipped else None
     body = envelope_bytes(to_json(list(window)), 1000, message)
     # The Link repeats the caller's path (its trailing slash too) and filters.
     slash = "/" if r.scope.get("raw_path", b"").endswith(b"/") else ""
@@ -126,7 +126,10 @@ class Walk:
         try:
             got = await send_to(self.hub, dataclasses.replace(self.r, query=query, body=b""), src, src.key)
         except HubRefusal as exc:
-            raise Skipped(exc.message) from None
+            if exc.status_code == StatusCode.HUB_TIMEOUT:
+                raise Skipped(f"no answer within {self.hub.forward_timeout_s:g} s") from None
+            raise Skipped("could not be reached" if exc.status_code == StatusCode.HUB_CONNECTION_PROBLEM
+                          else exc.message) from None
         try:
             env = from_json(got.body)
         except ValueError:
