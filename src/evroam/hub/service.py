@@ -8,6 +8,7 @@ from typing import Any
 from evroam.config import NodeConfig
 from evroam.hub import forward, openrouting
 from evroam.hub.directory import DirectoryCache
+from evroam.hub.getall import get_all
 from evroam.hub.layer import Hub, routed_module
 from evroam.module import REGISTRY
 from evroam.ocpi.common import Role
@@ -27,7 +28,7 @@ def build(config: NodeConfig, engine: Any, session: Callable[[], Any], call_log:
     return Hub(engine=engine, key=(ci_key(role.country_code), ci_key(role.party_id)), public_url=config.public_url,
                directory=DirectoryCache(engine), session=session, call_log=call_log,
                forward_timeout_s=config.hub_forward_timeout_s, forward=forward.forward,
-               callback=forward.callback, open_route=openrouting.open_route,
+               callback=forward.callback, open_route=openrouting.open_route, get_all=get_all,
                after_forward=[openrouting.Learner()])
 
 
