@@ -199,9 +199,6 @@ async def test_sessions_need_date_from_as_at_every_cpo(cluster):
     assert (status, env["status_code"], env["status_message"]) == (200, 2001, "date_from: required for this list")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 point 7 (a party behind a Hub): a CPO's Sessions Sender shows a "
-                   "caller the sessions of the caller's own roles (server/objects.caller_ref_keys), which for a Hub "
-                   "are the Hub's, not the OCPI-from the Hub passes on")
 async def test_a_source_shows_each_emsp_only_its_own_sessions(cluster):
     net = await hub_network(cluster, {"cpo1": CPO1, "cpo3": CPO3, "emsp": EMSP1, "emsp2": EMSP2})
     for name, cc, pid in (("cpo1", "NL", "CPO"), ("cpo3", "DE", "CP3")):

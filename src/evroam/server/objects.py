@@ -26,7 +26,7 @@ from evroam.server.auth import authenticate_registered
 from evroam.server.context import ServerContext
 from evroam.server.paging import page_request, paged_response
 from evroam.server.responses import ocpi_response
-from evroam.server.routing import is_hub
+from evroam.server.routing import claimed, is_hub
 from evroam.store import objects as repo
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
@@ -98,8 +98,13 @@ async def sender_get_one(request: Request, module: Module, object_id: str) -> st
     return stored.data
 
 
-def caller_ref_keys(party: Party) -> set[str]:
-    """The ref_keys (cc+pid of a cdr_token) a partner may see: its own roles'."""
+def caller_ref_keys(party: Party, request: Request | None = None) -> set[str]:
+    """The ref_keys (cc+pid of a cdr_token) a partner may see: its own
+    roles'. A Hub asks for the party behind it that its OCPI-from names (the
+    Hub checked it is the caller's own role): that party's only, never all."""
+    if request is not None and is_hub(party):
+        frm = claimed(request).from_key
+        return {frm[0] + frm[1]} if frm else set()
     return {ci_key(r["country_code"] + r["party_id"]) for r in party.roles or ()}
 
 
@@ -111,7 +116,7 @@ async def own_list(request: Request, module: Module, *, date_from_required: bool
     async with ctx_of(request).engine.connect() as conn:
         docs, total = await repo.page(conn, module.id, OURS, offset=page.offset, limit=page.limit,
                                       date_from=page.date_from, date_to=page.date_to,
-                                      ref_keys=caller_ref_keys(auth.party))
+                                      ref_keys=caller_ref_keys(auth.party, request))
     return paged_response(request, page, total, repo.splice(docs))
 
 

@@ -58,7 +58,7 @@ async def put_charging_preferences(request: Request, session_id: str):
         stored = await repo.find_any_owner(conn, SESSIONS.id, session_id, OURS)
         session = Session.from_wire(stored.data) if stored is not None else None
         # Another eMSP's session is as unknown to this caller as a missing one.
-        if session is None or ref_key(SESSIONS, session) not in caller_ref_keys(auth.party):
+        if session is None or ref_key(SESSIONS, session) not in caller_ref_keys(auth.party, request):
             raise not_found(f"unknown session {session_id!r}")
         capable = await evse_capable(conn, session)
     if not capable:
