@@ -86,6 +86,13 @@ class Module:
     # Data meant for every party, so a push with TO = the Hub is a Broadcast
     # Push (transport_and_format: Locations and Tokens, not Sessions or CDRs).
     broadcast: bool = False
+    # How one Receiver message merges into the stored document, for a Hub
+    # that stores what it broadcasts (hub/broadcast.py), where the generic
+    # PUT and PATCH merges (server/writes.py) will not do: a Location's EVSE
+    # and Connector paths. `message_merger(method, body, parts, key, config)`
+    # -> server.writes.Merger; `parts` the URL below the object id, `body`
+    # parsed JSON, judged as the module's Receiver judges it (raises OcpiError).
+    message_merger: Callable[..., Any] | None = None
     # Open Routing (no TO): `route(request) -> (cc, pid) | None`, the party a
     # request goes to by its content (hub/openrouting.py); None: cannot tell.
     route: Callable[..., Any] | None = None

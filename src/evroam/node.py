@@ -164,6 +164,7 @@ class Node:
         self.hub = hub_service.build(self.config, self.engine, lambda: self._session, self.call_log)
         if self.hub is not None:
             self.hub.node = self
+            self.delivery.addressing = hub_service.addressing(self.hub)
         self.call_log.start()
         self._started = True
         return self

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evroam.config import NodeConfig
-from evroam.hub import forward
+from evroam.hub import broadcast, forward
 from evroam.hub.directory import DirectoryCache
 from evroam.hub.layer import Hub, routed_module
 from evroam.module import REGISTRY
@@ -26,7 +26,13 @@ def build(config: NodeConfig, engine: Any, session: Callable[[], Any], call_log:
         return None
     return Hub(engine=engine, key=(ci_key(role.country_code), ci_key(role.party_id)), public_url=config.public_url,
                directory=DirectoryCache(engine), session=session, call_log=call_log,
-               forward_timeout_s=config.hub_forward_timeout_s, forward=forward.forward)
+               forward_timeout_s=config.hub_forward_timeout_s, forward=forward.forward,
+               broadcast=broadcast.broadcast)
+
+
+def addressing(hub: Hub) -> broadcast.HubAddressing:
+    """How the Hub's delivery worker addresses what it sends (broadcasts: FROM = the Hub)."""
+    return broadcast.HubAddressing(hub.key)
 
 
 def endpoints(hub: Hub, version: str) -> list[Endpoint]:

@@ -1,0 +1,201 @@
+"""Broadcast Push through the Hub (transport_and_format, "Broadcast Push";
+issue 10 point 3): stored and queued in one transaction, delivered to every
+connected party of the opposite role FROM = the Hub, coalesced so that no
+receiver gets an older version after a newer one, nothing queued for an
+OFFLINE party, and nothing lost or sent twice across a SIGKILL of the Hub."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from evroam.node import Node
+from evroam.ocpi.hubclientinfo import ConnectionStatus
+from evroam.store import calllog, objects
+from evroam.store import parties as party_repo
+from evroam.store.objects import ObjectKey
+from tests.builders import evse, location, session, token
+from tests.hubnet import CPO1, CPO2, EMSP1, EMSP2, Net, call, hub_network
+from tests.nodes import wait_for
+from tests.partners import outbox_rows, party_named
+
+HUB_KEY = ("NL", "HUB")
+CPO_KEY = ("NL", "CPO")
+NET = {"cpo1": CPO1, "cpo2": CPO2, "emsp1": EMSP1, "emsp2": EMSP2}
+V1, V2, V3 = "2026-02-01T10:00:00Z", "2026-02-01T10:01:00Z", "2026-02-01T10:02:00Z"
+OK = {"status_code": 1000}
+
+
+async def broadcast(net: Net, name: str, frm: tuple[str, str], module: str, method: str, *path: str,
+                    body: dict | bytes, query: str = "") -> tuple[int, dict, dict[str, str]]:
+    url = net.url(name, module, "RECEIVER", *path) + (f"?{query}" if query else "")
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return await call(method, url, net.token(name), frm=frm, to=HUB_KEY, body=raw)
+
+
+async def held(node: Node, owner_id: int, module: str, cc: str, pid: str, oid: str, type_: str = "") -> dict | None:
+    async with node.engine.connect() as conn:
+        s = await objects.get(conn, ObjectKey(module, owner_id, cc, pid, oid, type_))
+    return json.loads(s.data) if s else None
+
+
+async def hub_id_at(node: Node) -> int:
+    """The Hub's registration at a party."""
+    hub = await party_named(node, "hub") or (await _only_party(node))
+    return hub.id
+
+
+async def _only_party(node: Node):
+    async with node.engine.connect() as conn:
+        (p,) = await party_repo.list_all(conn)
+    return p
+
+
+async def inbound(node: Node, part: str) -> list[dict]:
+    """The calls `node` received whose URL holds `part`, oldest first."""
+    await node.call_log.flush()
+    rows = await calllog.recent(node.engine, limit=5000)
+    return [r for r in reversed(rows) if r["direction"] == "in" and part in r["url"]]
+
+
+def assert_hub_answer(status: int, env: dict, headers: dict[str, str], to: tuple[str, str]) -> None:
+    assert (status, env["status_code"]) == (200, 1000), env
+    assert (headers["ocpi-from-country-code"], headers["ocpi-from-party-id"]) == HUB_KEY
+    assert (headers["ocpi-to-country-code"], headers["ocpi-to-party-id"]) == to
+
+
+async def test_a_location_put_and_evse_patch_reach_every_emsp_and_no_cpo(cluster):
+    net = await hub_network(cluster, NET)
+    status, env, headers = await broadcast(net, "cpo1", CPO_KEY, "locations", "PUT", "NL", "CPO", "L1",
+                                           body=location("L1", updated=V1))
+    assert_hub_answer(status, env, headers, CPO_KEY)
+    assert env.get("data") is None
+    # Delivered before the PATCH is sent: else the two coalesce into one PUT of the latest.
+    await wait_for(lambda: _drained(net.hub), timeout=20, what="the PUT to be delivered")
+    status, env, headers = await broadcast(net, "cpo1", CPO_KEY, "locations", "PATCH", "NL", "CPO", "L1", "E1",
+                                           body={"status": "CHARGING", "last_updated": V2})
+    assert_hub_answer(status, env, headers, CPO_KEY)
+    for name in ("emsp1", "emsp2"):
+        node, hub_id = net[name], await hub_id_at(net[name])
+
+        async def charging(node=node, hub_id=hub_id) -> bool:
+            doc = await held(node, hub_id, "locations", "NL", "CPO", "L1")
+            return doc is not None and doc["evses"][0]["status"] == "CHARGING"
+
+        await wait_for(charging, timeout=20, what=f"{name} to hold L1 with E1 CHARGING")
+        doc = await held(node, hub_id, "locations", "NL", "CPO", "L1")
+        assert (doc["country_code"], doc["party_id"], doc["last_updated"]) == ("NL", "CPO", V2)
+        assert doc["evses"][0]["last_updated"] == V2
+        calls = [(r["method"], r["url"].split("/receiver/locations/", 1)[1]) for r in await inbound(node, "/locations/")]
+        assert calls == [("PUT", "NL/CPO/L1"), ("PATCH", "NL/CPO/L1/E1")]
+        put, patch = await inbound(node, "/locations/")
+        assert json.loads(put["request_body"]) == location("L1", updated=V1)
+        assert json.loads(patch["request_body"]) == {"status": "CHARGING", "last_updated": V2}
+        assert put["party_id"] == patch["party_id"] == hub_id  # sent with the Hub's token
+    # Neither the other CPO nor the sender got anything.
+    for name in ("cpo1", "cpo2"):
+        assert await inbound(net[name], "/locations/") == []
+    # The Hub keeps the object under the caller's registration and the owner's cc/pid.
+    cpo1_at_hub = await net.at_hub("cpo1")
+    assert (await held(net.hub, cpo1_at_hub.id, "locations", "NL", "CPO", "L1"))["last_updated"] == V2
+    await wait_for(lambda: _drained(net.hub), timeout=20, what="the Hub's outbox to drain")
+
+
+async def _drained(node: Node) -> bool:
+    return not await outbox_rows(node)
+
+
+async def test_deliveries_go_from_the_hub(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1})
+    await broadcast(net, "cpo1", CPO_KEY, "locations", "PUT", "NL", "CPO", "L1", body=location("L1", updated=V1))
+    emsp, hub_id = net["emsp1"], await hub_id_at(net["emsp1"])
+    await wait_for(lambda: held(emsp, hub_id, "locations", "NL", "CPO", "L1"), timeout=20, what="L1 at the eMSP")
+    (row,) = await inbound(emsp, "/locations/")
+    assert row["party_id"] == hub_id  # the Hub's token
+    hub_log = [r for r in await _outbound(net.hub) if "/locations/" in r["url"]]
+    assert [r["method"] for r in hub_log] == ["PUT"]
+    assert hub_log[0]["url"].endswith("/receiver/locations/NL/CPO/L1")
+
+
+async def _outbound(node: Node) -> list[dict]:
+    await node.call_log.flush()
+    return [r for r in reversed(await calllog.recent(node.engine, limit=5000)) if r["direction"] == "out"]
+
+
+async def test_an_emsp_token_broadcast_reaches_both_cpos(cluster):
+    net = await hub_network(cluster, NET)
+    tok = token("APP-1", "DE", "EMS", last_updated=V1)
+    status, env, headers = await broadcast(net, "emsp1", ("DE", "EMS"), "tokens", "PUT", "DE", "EMS", "APP-1",
+                                           body=tok, query="type=APP_USER")
+    assert_hub_answer(status, env, headers, ("DE", "EMS"))
+    for name in ("cpo1", "cpo2"):
+        node, hub_id = net[name], await hub_id_at(net[name])
+        await wait_for(lambda node=node, hub_id=hub_id: held(node, hub_id, "tokens", "DE", "EMS", "APP-1", "APP_USER"),
+                       timeout=20, what=f"{name} to hold the token")
+        assert (await held(node, hub_id, "tokens", "DE", "EMS", "APP-1", "APP_USER"))["last_updated"] == V1
+        (row,) = await inbound(node, "/tokens/")
+        assert row["method"] == "PUT" and "type=APP_USER" in row["url"]
+    assert await inbound(net["emsp2"], "/tokens/") == []
+
+
+async def test_a_session_to_the_hub_is_refused_4001(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1})
+    status, env, headers = await broadcast(net, "cpo1", CPO_KEY, "sessions", "PUT", "NL", "CPO", "S1",
+                                           body=session("S1"))
+    assert (status, env["status_code"]) == (404, 4001)
+    assert (headers["ocpi-from-country-code"], headers["ocpi-from-party-id"]) == HUB_KEY
+    assert await outbox_rows(net.hub) == []
+
+
+async def test_invalid_broadcasts_write_nothing(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1})
+    cases = [
+        ("PUT", ("NL", "CPO", "L1"), b"{not json", (400, 2000, "request body is not valid JSON")),
+        ("PUT", ("NL", "CPO", "L1"), {"id": "L1"}, (200, 2001, None)),
+        ("PUT", ("NL", "XXX", "L1"), location("L1", pid="XXX"), (400, 2001, "is not the party that sends")),
+        ("PUT", ("NL", "CPO", "L2"), location("L1"), (200, 2001, "differs from")),
+        ("PATCH", ("NL", "CPO", "L1"), [1, 2], (200, 2001, "PATCH body must be a JSON object")),
+        ("PATCH", ("NL", "CPO", "L1"), {"status": "X"}, (200, 2001, "last_updated: required")),
+        ("PATCH", ("NL", "CPO", "L1", "E1"), {"status": "CHARGING", "last_updated": V1}, (404, 2000, "PUT it first")),
+        ("POST", ("NL", "CPO", "L1"), location("L1"), (405, 2000, "takes PUT and PATCH")),
+    ]
+    for method, path, body, (http, code, text) in cases:
+        status, env, headers = await broadcast(net, "cpo1", CPO_KEY, "locations", method, *path, body=body)
+        assert (status, env["status_code"]) == (http, code), (method, path, env)
+        assert text is None or text in env["status_message"], env
+        assert (headers["ocpi-from-country-code"], headers["ocpi-from-party-id"]) == HUB_KEY
+    assert await outbox_rows(net.hub) == []
+    cpo1_at_hub = await net.at_hub("cpo1")
+    assert await held(net.hub, cpo1_at_hub.id, "locations", "NL", "CPO", "L1") is None
+
+
+async def test_an_older_put_is_kept_out_and_not_queued(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1}, run_workers=False)
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=_tariff("T1", V2))
+    assert len(await outbox_rows(net.hub)) == 1
+    status, env, _ = await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1",
+                                     body=_tariff("T1", V1, 0.99))
+    assert (status, env["status_code"]) == (200, 1000)
+    cpo1_at_hub = await net.at_hub("cpo1")
+    assert (await held(net.hub, cpo1_at_hub.id, "tariffs", "NL", "CPO", "T1"))["last_updated"] == V2
+    assert len(await outbox_rows(net.hub)) == 1
+
+
+def _tariff(tid: str, updated: str, price: float = 0.25) -> dict:
+    from tests.builders import tariff
+
+    return tariff(tid, price=price, updated=updated)
+
+
+async def test_a_non_hub_partner_still_writes_only_under_its_own_roles(cluster):
+    from tests.partners import CPO, EMSP
+
+    cpo = await cluster.node("cpo", CPO)
+    emsp = await cluster.node("emsp", EMSP)
+    token_a, url = await emsp.handshake.invite("cpo")
+    at_emsp = await cpo.handshake.register(url, token_a)
+    base = at_emsp.endpoint_url("locations", "RECEIVER").rstrip("/")
+    status, env, _ = await call("PUT", f"{base}/BE/OTH/L1", at_emsp.token_out,
+                                body=json.dumps(location("L1", "BE", "OTH")).encode())
+    assert (status, env["status_code"]) == (404, 2000)
+    assert "is not among the roles you registered with" in env["status_message"]
