@@ -6,24 +6,25 @@ OFFLINE party, and nothing lost or sent twice across a SIGKILL of the Hub."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import Counter
 
-from evroam.node import Node
+from evroam.hub.broadcast import drop_pending
+from evroam.modules.events import Received
+from evroam.node import Node, bind_socket
 from evroam.ocpi.hubclientinfo import ConnectionStatus
 from evroam.store import calllog, objects
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey
-from tests.builders import evse, location, session, token
+from tests.builders import location, session, tariff, token
 from tests.hubnet import CPO1, CPO2, EMSP1, EMSP2, Net, call, hub_network
 from tests.nodes import wait_for
-from tests.partners import outbox_rows, party_named
+from tests.partners import CPO, EMSP, outbox_rows, party_named
 
 HUB_KEY = ("NL", "HUB")
 CPO_KEY = ("NL", "CPO")
 NET = {"cpo1": CPO1, "cpo2": CPO2, "emsp1": EMSP1, "emsp2": EMSP2}
 V1, V2, V3 = "2026-02-01T10:00:00Z", "2026-02-01T10:01:00Z", "2026-02-01T10:02:00Z"
-OK = {"status_code": 1000}
 
 
 async def broadcast(net: Net, name: str, frm: tuple[str, str], module: str, method: str, *path: str,
@@ -171,25 +172,17 @@ async def test_invalid_broadcasts_write_nothing(cluster):
 
 async def test_an_older_put_is_kept_out_and_not_queued(cluster):
     net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1}, run_workers=False)
-    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=_tariff("T1", V2))
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=V2))
     assert len(await outbox_rows(net.hub)) == 1
     status, env, _ = await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1",
-                                     body=_tariff("T1", V1, 0.99))
+                                     body=tariff("T1", price=0.99, updated=V1))
     assert (status, env["status_code"]) == (200, 1000)
     cpo1_at_hub = await net.at_hub("cpo1")
     assert (await held(net.hub, cpo1_at_hub.id, "tariffs", "NL", "CPO", "T1"))["last_updated"] == V2
     assert len(await outbox_rows(net.hub)) == 1
 
 
-def _tariff(tid: str, updated: str, price: float = 0.25) -> dict:
-    from tests.builders import tariff
-
-    return tariff(tid, price=price, updated=updated)
-
-
 async def test_a_non_hub_partner_still_writes_only_under_its_own_roles(cluster):
-    from tests.partners import CPO, EMSP
-
     cpo = await cluster.node("cpo", CPO)
     emsp = await cluster.node("emsp", EMSP)
     token_a, url = await emsp.handshake.invite("cpo")
@@ -199,3 +192,117 @@ async def test_a_non_hub_partner_still_writes_only_under_its_own_roles(cluster):
                                 body=json.dumps(location("L1", "BE", "OTH")).encode())
     assert (status, env["status_code"]) == (404, 2000)
     assert "is not among the roles you registered with" in env["status_message"]
+
+
+FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
+
+
+async def take_down(cluster, node: Node):
+    """Stop a party's node; its config brings it back on the same port and database."""
+    await node.stop()
+    cluster.nodes.remove(node)
+    return node.config
+
+
+async def bring_up(cluster, config) -> Node:
+    fresh = Node(config)
+    cluster.nodes.append(fresh)
+    await fresh.serve_in_background(bind_socket("127.0.0.1", config.port))
+    return fresh
+
+
+def put_versions(calls: list[dict]) -> list[tuple[str, str]]:
+    """(id, last_updated) of each PUT that reached the receiver's handler, in order."""
+    out = []
+    for r in calls:
+        if r["method"] == "PUT" and r["http_status"] != 499:
+            doc = json.loads(r["request_body"])
+            out.append((doc["id"], doc["last_updated"]))
+    return out
+
+
+async def test_a_receiver_that_was_down_gets_the_latest_version_only(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1}, **FAST_RETRY)
+    config = await take_down(cluster, net["emsp1"])
+    for v in (V1, V2, V3):
+        status, env, _ = await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1",
+                                         body=tariff("T1", updated=v))
+        assert (status, env["status_code"]) == (200, 1000)
+    # Coalesced: one pending delivery for the object, whatever was tried meanwhile.
+    emsp_at_hub = await net.at_hub("emsp1")
+    assert await outbox_rows(net.hub) == [("PENDING", emsp_at_hub.id)]
+    emsp = await bring_up(cluster, config)
+    hub_id = await hub_id_at(emsp)
+    await wait_for(lambda: _drained(net.hub), timeout=20, what="the delivery after the receiver is back")
+    assert (await held(emsp, hub_id, "tariffs", "NL", "CPO", "T1"))["last_updated"] == V3
+    assert put_versions(await inbound(emsp, "/tariffs/")) == [("T1", V3)]
+
+
+async def test_a_slow_receiver_never_gets_an_older_version_last(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1}, **FAST_RETRY)
+    emsp = net["emsp1"]
+    gate, arrived = asyncio.Event(), asyncio.Event()
+
+    @emsp.on(Received.TARIFF)
+    async def _slow(tariff_, party):  # the receiver holds the first PUT until v2 and v3 are queued
+        arrived.set()
+        await gate.wait()
+
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=V1))
+    await wait_for(arrived.is_set, timeout=20, what="v1 in flight at the receiver")
+    for v in (V2, V3):
+        await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=v))
+    gate.set()
+    hub_id = await hub_id_at(emsp)
+    await wait_for(lambda: _drained(net.hub), timeout=20, what="v3 to follow v1")
+    assert (await held(emsp, hub_id, "tariffs", "NL", "CPO", "T1"))["last_updated"] == V3
+    assert put_versions(await inbound(emsp, "/tariffs/")) == [("T1", V1), ("T1", V3)]
+
+
+async def set_hub_status(net: Net, name: str, status: ConnectionStatus) -> None:
+    """What the HubClientInfo helper does when a party goes OFFLINE or comes back."""
+    reg = await net.at_hub(name)
+    async with net.hub.engine.begin() as conn:
+        await party_repo.update(conn, reg.id, hub_status=status.value)
+        if status != ConnectionStatus.CONNECTED:
+            await drop_pending(conn, reg.id)
+    net.hub.hub.directory.invalidate()
+
+
+async def test_an_offline_party_gets_nothing_queued_and_nothing_when_back(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1, "emsp2": EMSP2})
+    await set_hub_status(net, "emsp2", ConnectionStatus.OFFLINE)
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=V1))
+    emsp2_at_hub = await net.at_hub("emsp2")
+    assert all(pid != emsp2_at_hub.id for _, pid in await outbox_rows(net.hub))
+    await set_hub_status(net, "emsp2", ConnectionStatus.CONNECTED)
+    # A later broadcast arrives: had T1 been kept for emsp2, it would have come first.
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T2", body=tariff("T2", updated=V2))
+    emsp2, hub_id = net["emsp2"], await hub_id_at(net["emsp2"])
+    await wait_for(lambda: held(emsp2, hub_id, "tariffs", "NL", "CPO", "T2"), timeout=20, what="T2 at emsp2")
+    await wait_for(lambda: _drained(net.hub), timeout=20, what="the Hub's outbox to drain")
+    assert await held(emsp2, hub_id, "tariffs", "NL", "CPO", "T1") is None
+    assert put_versions(await inbound(emsp2, "/tariffs/")) == [("T2", V2)]
+    assert put_versions(await inbound(net["emsp1"], "/tariffs/")) == [("T1", V1), ("T2", V2)]
+
+
+async def test_a_delivery_queued_before_a_party_went_offline_is_dropped(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1, "emsp2": EMSP2}, run_workers=False)
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=V1))
+    assert len(await outbox_rows(net.hub)) == 2
+    reg = await net.at_hub("emsp2")
+    async with net.hub.engine.begin() as conn:  # OFFLINE, its pending rows not yet dropped
+        await party_repo.update(conn, reg.id, hub_status=ConnectionStatus.OFFLINE.value)
+    assert await net.hub.delivery.run_once() == 2
+    assert await outbox_rows(net.hub) == []
+    assert await inbound(net["emsp2"], "/tariffs/") == []
+    assert put_versions(await inbound(net["emsp1"], "/tariffs/")) == [("T1", V1)]
+
+
+async def test_drop_pending_removes_only_that_partys_rows(cluster):
+    net = await hub_network(cluster, {"cpo1": CPO1, "emsp1": EMSP1, "emsp2": EMSP2}, run_workers=False)
+    await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", "T1", body=tariff("T1", updated=V1))
+    emsp1, emsp2 = await net.at_hub("emsp1"), await net.at_hub("emsp2")
+    async with net.hub.engine.begin() as conn:
+        assert await drop_pending(conn, emsp2.id) == 1
+    assert await outbox_rows(net.hub) == [("PENDING", emsp1.id)]
