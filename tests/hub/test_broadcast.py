@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from evroam.config import NodeConfig
 
 from evroam.hub.broadcast import drop_pending
 from evroam.modules.events import Received
@@ -20,6 +28,7 @@ from tests.builders import location, session, tariff, token
 from tests.hubnet import CPO1, CPO2, EMSP1, EMSP2, Net, call, hub_network
 from tests.nodes import wait_for
 from tests.partners import CPO, EMSP, outbox_rows, party_named
+from tests.services import free_port, run, wait_http
 
 HUB_KEY = ("NL", "HUB")
 CPO_KEY = ("NL", "CPO")
@@ -306,3 +315,86 @@ async def test_drop_pending_removes_only_that_partys_rows(cluster):
     async with net.hub.engine.begin() as conn:
         assert await drop_pending(conn, emsp2.id) == 1
     assert await outbox_rows(net.hub) == [("PENDING", emsp1.id)]
+
+
+@pytest.mark.timeout(240)
+async def test_a_hub_killed_with_broadcasts_pending_delivers_each_once_and_latest(cluster, tmp_path):
+    """The Hub runs as a real `evroam serve` process, SIGKILLed while the
+    broadcasts it accepted are pending: emsp1 is down, emsp2 slow."""
+    port = free_port()
+    home = tmp_path / "hub-proc"
+    run("init", "--home", str(home), "--country", "NL", "--party", "HUB", "--role", "HUB",
+        "--public-url", f"http://127.0.0.1:{port}", "--port", str(port), "--db", await cluster.dbs.new("hub-proc"))
+    cfg = NodeConfig.load(home)
+    for k, v in FAST_RETRY.items():
+        setattr(cfg, k, v)
+    cfg.save()
+
+    def serve() -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
+                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "hub.err", "a"))
+        wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
+        return p
+
+    proc = serve()
+    net = Net(hub=None)  # type: ignore[arg-type]  # the Hub is the process
+    for name, roles in {"cpo1": CPO1, "emsp1": EMSP1, "emsp2": EMSP2}.items():
+        node = await cluster.node(name, roles)
+        invite = json.loads(run("partners", "invite", "--home", str(home), "--name", name, "--json").stdout)
+        net.hub_at[name] = await node.handshake.register(invite["versions_url"], invite["token"])
+        net.nodes[name] = node
+    slow = asyncio.Semaphore(1)
+
+    @net["emsp2"].on(Received.TARIFF)
+    async def _slow(tariff_, party):  # one at a time, and slowly: deliveries stay pending
+        async with slow:
+            await asyncio.sleep(0.05)
+
+    emsp1_config = await take_down(cluster, net["emsp1"])
+    n, versions = 30, (V1, V2, V3)
+    try:
+        for v in versions:
+            for k in range(n):
+                status, env, _ = await broadcast(net, "cpo1", CPO_KEY, "tariffs", "PUT", "NL", "CPO", f"T{k:02d}",
+                                                 body=tariff(f"T{k:02d}", price=k / 100, updated=v))
+                assert (status, env["status_code"]) == (200, 1000)
+        emsp2 = net["emsp2"]
+        await wait_for(lambda: _count_puts(emsp2, 5), timeout=30, what="deliveries under way to emsp2")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc = serve()
+        emsp1 = await bring_up(cluster, emsp1_config)
+        latest = {f"T{k:02d}": V3 for k in range(n)}
+        for node in (emsp1, emsp2):
+            hub_id = await hub_id_at(node)
+            await wait_for(lambda node=node, hub_id=hub_id: _holds(node, hub_id, latest), timeout=90,
+                           what="every object in its latest version after the restart")
+            # A call is logged once answered: the slow receiver may still be answering the last ones.
+            await wait_for(lambda node=node: _logged(node, latest), timeout=30, what="the last PUTs answered")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # emsp1 was down throughout: it got each object once, in its latest version.
+    assert sorted(put_versions(await inbound(emsp1, "/tariffs/"))) == sorted(latest.items())
+    # emsp2 got some versions as they came, none twice and none older after a newer one.
+    got = put_versions(await inbound(emsp2, "/tariffs/"))
+    assert len(got) == len(set(got)), got
+    for oid in latest:
+        seen = [v for i, v in got if i == oid]
+        assert seen == sorted(seen) and seen[-1] == V3, (oid, seen)
+
+
+async def _logged(node: Node, latest: dict[str, str]) -> bool:
+    return set(latest.items()) <= set(put_versions(await inbound(node, "/tariffs/")))
+
+
+async def _count_puts(node: Node, at_least: int) -> bool:
+    return len(put_versions(await inbound(node, "/tariffs/"))) >= at_least
+
+
+async def _holds(node: Node, hub_id: int, latest: dict[str, str]) -> bool:
+    for oid, v in latest.items():
+        doc = await held(node, hub_id, "tariffs", "NL", "CPO", oid)
+        if doc is None or doc["last_updated"] != v:
+            return False
+    return True
