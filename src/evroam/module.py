@@ -98,6 +98,13 @@ class Module:
     # Request fields holding a URL the receiver calls back (a command's
     # response_url): a Hub rewrites them to come back through it (hub/rewrite.py).
     callback_fields: tuple[str, ...] = ()
+    # How one Receiver message merges into the stored document, for a Hub
+    # that stores what it broadcasts (hub/broadcast.py), where the generic
+    # PUT and PATCH merges (server/writes.py) will not do: a Location's EVSE
+    # and Connector paths. `message_merger(method, body, parts, key, config)`
+    # -> server.writes.Merger; `parts` the URL below the object id, `body`
+    # parsed JSON, judged as the module's Receiver judges it (raises OcpiError).
+    message_merger: Callable[..., Any] | None = None
 
     @property
     def stores_objects(self) -> bool:

@@ -170,6 +170,7 @@ class Node:
             self.handshake.on_party_change = lambda rid, change: client_info.on_registration(self, rid, change)
             self.liveness = Liveness(self, self.hub, silence_s=self.config.hub_liveness_s,
                                      interval_s=self.config.hub_liveness_check_s)
+            self.delivery.addressing = hub_service.addressing(self.hub)
         self.call_log.start()
         self._started = True
         return self

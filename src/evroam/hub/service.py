@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evroam.config import NodeConfig
-from evroam.hub import forward, openrouting
+from evroam.hub import broadcast, forward, openrouting
 from evroam.hub.directory import DirectoryCache
 from evroam.hub.getall import get_all
 from evroam.hub.layer import Hub, routed_module
@@ -29,7 +29,12 @@ def build(config: NodeConfig, engine: Any, session: Callable[[], Any], call_log:
                directory=DirectoryCache(engine), session=session, call_log=call_log,
                forward_timeout_s=config.hub_forward_timeout_s, forward=forward.forward,
                callback=forward.callback, open_route=openrouting.open_route, get_all=get_all,
-               after_forward=[openrouting.Learner()])
+               broadcast=broadcast.broadcast, after_forward=[openrouting.Learner()])
+
+
+def addressing(hub: Hub) -> broadcast.HubAddressing:
+    """How the Hub's delivery worker addresses what it sends (broadcasts: FROM = the Hub)."""
+    return broadcast.HubAddressing(hub.key)
 
 
 def endpoints(hub: Hub, version: str) -> list[Endpoint]:

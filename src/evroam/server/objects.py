@@ -57,8 +57,14 @@ def require_own_keys(party: Party, cc: str, pid: str) -> None:
 
 def check_caller(module: Module, party: Party, cc: str, pid: str) -> None:
     """May `party` read and write `module`'s objects under cc/pid at our
-    Receiver? Its own roles only, unless the module says otherwise (Module.may_write)."""
-    (module.may_write or require_own_keys)(party, cc, pid)
+    Receiver? Its own roles only, unless the module says otherwise
+    (Module.may_write). A Hub writes under any: it pushes what the parties
+    behind it broadcast, each object under its owner's cc/pid
+    (transport_and_format, "Broadcast Push")."""
+    if module.may_write is not None:
+        module.may_write(party, cc, pid)
+    elif not is_hub(party):
+        require_own_keys(party, cc, pid)
 
 
 def check_identity(obj: OcpiModel, module: Module, cc: str, pid: str, oid: str) -> None:

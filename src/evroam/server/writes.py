@@ -18,14 +18,14 @@ replaying queued pushes after an outage did exactly that).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import EllipsisType
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.responses import Response
 
 from evroam.hooks import received
@@ -82,13 +82,18 @@ class Written:
         return self.outcome in _STORED
 
 
-async def write(engine: AsyncEngine, module: Module, key: ObjectKey, party: Party, merger: Merger) -> Written:
+async def write(engine: AsyncEngine, module: Module, key: ObjectKey, party: Party, merger: Merger, *,
+                then: Callable[[AsyncConnection, int, bool], Awaitable[None]] | None = None) -> Written:
+    """`then(conn, pk, created)`: more to write in the same transaction when
+    the message was stored (a Hub queues its broadcast)."""
     async with engine.begin() as conn:
         stored = await repo.get(conn, key, for_update=True)
         merged = merger(stored)
         if merged.kept is None:
-            _, created = await repo.save(conn, key, stored, merged.data, merged.obj.last_updated,
-                                         ref_key=module.ref(merged.obj), note=merged.note)
+            pk, created = await repo.save(conn, key, stored, merged.data, merged.obj.last_updated,
+                                          ref_key=module.ref(merged.obj), note=merged.note)
+            if then is not None:
+                await then(conn, pk, created)
             created = created if merged.created is None else merged.created
             return Written(Outcome.CREATED if created else Outcome.REPLACED, merged.obj, party)
         if stored is not None and merged.note is not ... and merged.note != stored.note:

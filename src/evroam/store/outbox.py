@@ -63,16 +63,20 @@ def _has_key(conn: AsyncConnection, col: sa.ColumnElement, key: str) -> sa.Colum
     return sa.func.json_type(col, f"$.{key}").is_not(None)
 
 
-async def enqueue(conn: AsyncConnection, party_id: int, module: str, object_pk: int, method: str,
+async def enqueue(conn: AsyncConnection, party_id: int | Sequence[int], module: str, object_pk: int, method: str,
                   patch: dict[str, Any] | None = None, sub_path: str | None = None,
                   appended: tuple[str, ...] = ()) -> None:
-    """Queue one delivery. `appended`: the module's PATCH fields that the
-    receiver appends rather than replaces (Module.appended)."""
+    """Queue one delivery, or one to each of several partners in one
+    statement (a Hub's broadcast). `appended`: the module's PATCH fields that
+    the receiver appends rather than replaces (Module.appended)."""
     now = utcnow()
-    ins = _insert(conn).values(
-        party_id=party_id, module=module, object_pk=object_pk, method=method, patch=patch, sub_path=sub_path,
+    party_ids = [party_id] if isinstance(party_id, int) else list(party_id)
+    if not party_ids:
+        return
+    ins = _insert(conn).values([dict(
+        party_id=p, module=module, object_pk=object_pk, method=method, patch=patch, sub_path=sub_path,
         seq=1, status=PENDING, attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
-    )
+    ) for p in party_ids])
     ex = ins.excluded
     # Coalesce: a PATCH folds into a pending PATCH of the same sub-object; a
     # DELETE replaces whatever was pending; anything else becomes a PUT of the

@@ -21,5 +21,6 @@ MODULE = Module(
 from evroam.modules.locations import owner, receiver, sender
 
 MODULE.owner_rules = owner.RULES
+MODULE.message_merger = receiver.message_merger
 
 __all__ = ["MODULE", "owner", "receiver", "sender"]

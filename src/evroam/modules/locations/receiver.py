@@ -9,6 +9,7 @@ docs/ordering.md), under the per-Location lock and the limits of rules.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -54,7 +55,7 @@ RX = "/{country_code}/{party_id}"
 async def _auth(request: Request, cc: str, pid: str) -> Authenticated:
     # Before the body is read: a stranger learns nothing from how it is judged.
     auth = await authenticate_registered(request)
-    common.require_own_keys(auth.party, cc, pid)
+    common.check_caller(LOCATIONS, auth.party, cc, pid)
     return auth
 
 
@@ -151,6 +152,33 @@ def _target(doc: dict[str, Any], evse_uid: str | None, connector_id: str | None)
         return target if connector_id is None else find_connector(target, connector_id)
     except UnknownLocationObject:
         return None
+
+
+_LEVELS = (Location, EVSE, Connector)
+
+
+def message_merger(method: str, body: Any, parts: Sequence[str], key: ObjectKey, config: Any) -> writes.Merger:
+    """One message to a Location (`parts` empty), its EVSE ([uid]) or its
+    Connector ([uid, id]), judged and merged as the routes below do it: for a
+    Hub that stores what it broadcasts (Module.message_merger)."""
+    if len(parts) > 2:
+        raise not_found(f"no such path below location {key.object_id!r}")
+    evse_uid, connector_id = (*parts, None, None)[:2]
+    ident = ("uid", evse_uid) if len(parts) == 1 else ("id", connector_id)
+    if method == merge.PUT:
+        try:
+            obj = _LEVELS[len(parts)].from_wire(body)
+        except ValidationError as exc:
+            raise invalid(error_text(exc)) from None
+        if parts:
+            _same_id(ident[0], getattr(obj, ident[0]), ident[1])
+        body = obj.to_wire()
+    elif parts and ident[0] in body:
+        _same_id(ident[0], body[ident[0]], ident[1])
+    if method == merge.PATCH and len(parts) < 2:
+        _whole(body, "connectors" if parts else "evses", Connector if parts else EVSE)
+    limits = config.location_limits if config is not None else LocationLimits()
+    return partial(_merge, method, body, evse_uid, connector_id, key, limits)
 
 
 def _kept(before: merge.Held | None, body: dict[str, Any], evse_uid: str | None,
