@@ -17,7 +17,7 @@ import pytest
 
 from evroam.config import NodeConfig
 
-from evroam.hub.broadcast import drop_pending
+from evroam.hub.status import drop_pending
 from evroam.modules.events import Received
 from evroam.node import Node, bind_socket
 from evroam.ocpi.hubclientinfo import ConnectionStatus

@@ -41,7 +41,6 @@ from evroam.store import outbox
 from evroam.store.objects import ObjectKey
 from evroam.store.outbox import Delivery
 from evroam.store.parties import Party
-from evroam.store.tables import outbox as outbox_tbl
 from evroam.sync.delivery import Addressing, Outcome, partner_key
 
 # mod_tokens, "Request Parameters": an absent ?type= means RFID.
@@ -179,12 +178,4 @@ class HubAddressing(Addressing):
             return Outcome(f"party is {status.value}: dropped (it re-syncs with a GET)", gone=True)
         return None
 
-
-async def drop_pending(conn: AsyncConnection, registration_id: int) -> int:
-    """Forget the pending deliveries to a platform that went OFFLINE or
-    SUSPENDED (HubClientInfo): it re-syncs with a GET when it is back.
-    Returns how many were dropped."""
-    result = await conn.execute(outbox_tbl.delete().where(
-        outbox_tbl.c.party_id == registration_id, outbox_tbl.c.status == outbox.PENDING))
-    return result.rowcount or 0
 

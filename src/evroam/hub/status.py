@@ -49,10 +49,7 @@ async def mark_unregistered(conn: AsyncConnection, registration_id: int) -> None
 async def drop_pending(conn: AsyncConnection, registration_id: int) -> int:
     """Forget what is queued for a platform that went OFFLINE or SUSPENDED:
     the spec drops such deliveries rather than queue them; the party re-syncs
-    with a GET when it is back. Dead letters stay for the operator.
-
-    TODO(lead): the broadcast helper's hub/broadcast.drop_pending does the
-    same; keep one of them on merge."""
+    with a GET when it is back. Dead letters stay for the operator."""
     result = await conn.execute(outbox.delete().where(outbox.c.party_id == registration_id,
                                                       outbox.c.status == outbox_repo.PENDING))
     return result.rowcount or 0
