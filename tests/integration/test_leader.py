@@ -93,10 +93,13 @@ async def _lock_holder_pid(node) -> int | None:
 
 
 async def _lock_holder_pid_on(engine) -> int | None:
+    # pg_locks shows every database's locks: with pytest-xdist, other tests'
+    # leaders hold the same advisory lock in their own databases.
     async with engine.connect() as conn:
         return (await conn.execute(sa.text(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-            " AND classid = 1702261248 AND objid = 1"))).scalar()
+            " AND classid = 1702261248 AND objid = 1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"))).scalar()
 
 
 async def test_serve_processes_take_part_and_a_leader_that_loses_its_connection_stops(cluster):
