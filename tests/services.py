@@ -59,6 +59,15 @@ def init_home(home: Path, *extra: str, role: str = "CPO", country: str = "NL", p
     return home
 
 
+def serve_process(home: Path, port: int, stderr: Path) -> subprocess.Popen:
+    """`evroam serve --home HOME` as a process of its own (to be SIGKILLed),
+    once it answers on `port`; its stderr appended to `stderr`."""
+    p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
+                         stdout=subprocess.DEVNULL, stderr=open(stderr, "a"))
+    wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
+    return p
+
+
 def wait_http(url: str, deadline_s: float = 20.0) -> None:
     """Until `url` answers at all (a 401 without a token counts: it is up)."""
     deadline = time.monotonic() + deadline_s

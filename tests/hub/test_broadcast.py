@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -30,7 +29,7 @@ from tests.nodes import wait_for
 import sqlalchemy as sa
 from evroam.store.tables import outbox as outbox_table
 from tests.partners import CPO, EMSP, outbox_rows, party_named
-from tests.services import free_port, run, wait_http
+from tests.services import free_port, run, serve_process
 
 HUB_KEY = ("NL", "HUB")
 CPO_KEY = ("NL", "CPO")
@@ -343,10 +342,7 @@ async def test_a_hub_killed_with_broadcasts_pending_delivers_each_once_and_lates
     cfg.save()
 
     def serve() -> subprocess.Popen:
-        p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
-                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "hub.err", "a"))
-        wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
-        return p
+        return serve_process(home, port, tmp_path / "hub.err")
 
     proc = serve()
     net = Net(hub=None)  # type: ignore[arg-type]  # the Hub is the process

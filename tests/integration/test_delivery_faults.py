@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from datetime import timedelta
 
@@ -31,7 +30,7 @@ from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from tests.nodes import wait_for
 from tests.partners import BASE, CPO, EMSP, change, holds_exactly, latest_ours, received
-from tests.services import free_port, run, wait_http
+from tests.services import free_port, run, serve_process
 
 FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
 
@@ -107,10 +106,7 @@ async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
     cfg.save()
 
     def serve() -> subprocess.Popen:
-        p = subprocess.Popen([sys.executable, "-m", "evroam", "serve", "--home", str(home)],
-                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.err", "a"))
-        wait_http(f"http://127.0.0.1:{port}/ocpi/versions")
-        return p
+        return serve_process(home, port, tmp_path / "serve.err")
 
     proc = serve()
     receipts = Receipts()
