@@ -59,6 +59,23 @@ def init_home(home: Path, *extra: str, role: str = "CPO", country: str = "NL", p
     return home
 
 
+# Retries fast enough for a test to see a partner come back within seconds.
+FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
+
+
+def process_home(home: Path, port: int, db: str, *, role: str, country: str, party: str) -> Path:
+    """The home of a node run as its own `evroam serve` process (to be
+    SIGKILLed): `evroam init` on `db`, with FAST_RETRY in its config."""
+    from evroam.config import NodeConfig
+
+    init_home(home, "--db", db, role=role, country=country, party=party, port=port)
+    cfg = NodeConfig.load(home)
+    for k, v in FAST_RETRY.items():
+        setattr(cfg, k, v)
+    cfg.save()
+    return home
+
+
 def serve_process(home: Path, port: int, stderr: Path) -> subprocess.Popen:
     """`evroam serve --home HOME` as a process of its own (to be SIGKILLed),
     once it answers on `port`; its stderr appended to `stderr`."""

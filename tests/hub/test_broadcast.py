@@ -14,7 +14,6 @@ import subprocess
 
 import pytest
 
-from evroam.config import NodeConfig
 
 from evroam.hub.status import drop_pending
 from evroam.modules.events import Received
@@ -29,7 +28,7 @@ from tests.nodes import wait_for
 import sqlalchemy as sa
 from evroam.store.tables import outbox as outbox_table
 from tests.partners import CPO, EMSP, outbox_rows, party_named
-from tests.services import free_port, run, serve_process
+from tests.services import FAST_RETRY, free_port, process_home, run, serve_process
 
 HUB_KEY = ("NL", "HUB")
 CPO_KEY = ("NL", "CPO")
@@ -213,7 +212,6 @@ async def test_a_non_hub_partner_still_writes_only_under_its_own_roles(cluster):
     assert "is not among the roles you registered with" in env["status_message"]
 
 
-FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
 
 
 async def take_down(cluster, node: Node):
@@ -333,13 +331,8 @@ async def test_a_hub_killed_with_broadcasts_pending_delivers_each_once_and_lates
     """The Hub runs as a real `evroam serve` process, SIGKILLed while the
     broadcasts it accepted are pending: emsp1 is down, emsp2 slow."""
     port = free_port()
-    home = tmp_path / "hub-proc"
-    run("init", "--home", str(home), "--country", "NL", "--party", "HUB", "--role", "HUB",
-        "--public-url", f"http://127.0.0.1:{port}", "--port", str(port), "--db", await cluster.dbs.new("hub-proc"))
-    cfg = NodeConfig.load(home)
-    for k, v in FAST_RETRY.items():
-        setattr(cfg, k, v)
-    cfg.save()
+    home = process_home(tmp_path / "hub-proc", port, await cluster.dbs.new("hub-proc"),
+                        role="HUB", country="NL", party="HUB")
 
     def serve() -> subprocess.Popen:
         return serve_process(home, port, tmp_path / "hub.err")

@@ -18,8 +18,8 @@ from evroam.store.tables import outbox
 from evroam.sync.delivery import DeliveryWorker
 from tests.nodes import wait_for
 from tests.partners import CPO, EMSP, tariff
+from tests.services import FAST_RETRY
 
-FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
 
 
 async def _pair(cluster):

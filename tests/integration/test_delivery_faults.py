@@ -30,9 +30,8 @@ from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from tests.nodes import wait_for
 from tests.partners import BASE, CPO, EMSP, change, holds_exactly, latest_ours, received
-from tests.services import free_port, run, serve_process
+from tests.services import FAST_RETRY, free_port, process_home, run, serve_process
 
-FAST_RETRY = {"delivery_backoff_s": 0.02, "delivery_backoff_cap_s": 0.3, "delivery_max_attempts": 10_000}
 
 
 class Receipts:
@@ -96,14 +95,8 @@ async def _outbox_empty(node: Node) -> bool:
 async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
     """The CPO runs as a real `evroam serve` process and is SIGKILLed mid-delivery."""
     port = free_port()
-    home = tmp_path / "cpo-proc"
-    db = await cluster.dbs.new("cpo-proc")
-    run("init", "--home", str(home), "--country", "NL", "--party", "CPO", "--role", "CPO",
-        "--public-url", f"http://127.0.0.1:{port}", "--port", str(port), "--db", db)
-    cfg = NodeConfig.load(home)
-    for k, v in FAST_RETRY.items():
-        setattr(cfg, k, v)
-    cfg.save()
+    home = process_home(tmp_path / "cpo-proc", port, await cluster.dbs.new("cpo-proc"),
+                        role="CPO", country="NL", party="CPO")
 
     def serve() -> subprocess.Popen:
         return serve_process(home, port, tmp_path / "serve.err")
