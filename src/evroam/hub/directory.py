@@ -78,7 +78,7 @@ class Directory:
         self.parties = list(parties)
         self._by_key: dict[Key, HubParty] = {}
         for p in self.parties:
-            # A REGISTERED platform wins over an old (UNREGISTERED) one with the same key.
+            # A platform in use wins over a SUSPENDED one holding the same key.
             held = self._by_key.get(p.key)
             if held is None or (held.status == ConnectionStatus.SUSPENDED and p.status != held.status):
                 self._by_key[p.key] = p
@@ -117,8 +117,6 @@ class Directory:
             if wanted is not None and p.role not in wanted:
                 continue
             if connected_only and not p.connected:
-                continue
-            if p.status == ConnectionStatus.SUSPENDED and p.registration.status == party_repo.UNREGISTERED:
                 continue
             out.append(p)
         return out
