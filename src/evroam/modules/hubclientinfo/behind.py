@@ -1,0 +1,56 @@
+"""What a party connected to a Hub knows of the parties behind it: the
+ClientInfo objects the Hub pushed to our Receiver (or we pulled from its
+Sender), stored under the Hub's registration with the described party's
+country_code/party_id as keys.
+
+Both lookups are index lookups on the objects table: one key for a status,
+one (module, owner) range for the list.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from evroam.modules.hubclientinfo import MODULE
+from evroam.ocpi.hubclientinfo import ConnectionStatus
+from evroam.store import objects
+from evroam.store.objects import ObjectKey
+from evroam.store.tables import objects as objects_table
+
+
+@dataclass(frozen=True, slots=True)
+class PartyBehind:
+    """One party the Hub told us about."""
+
+    country_code: str
+    party_id: str
+    role: str
+    status: ConnectionStatus
+    last_updated: str
+
+
+async def status_behind(conn: AsyncConnection, hub_id: int, country_code: str, party_id: str) -> ConnectionStatus | None:
+    """The status the Hub (registration `hub_id`) last reported for cc/pid,
+    or None when it reported nothing for that party."""
+    stored = await objects.get(conn, ObjectKey(MODULE.id, hub_id, country_code, party_id, party_id))
+    if stored is None:
+        return None
+    return ConnectionStatus(json.loads(stored.data)["status"])
+
+
+async def parties_behind(conn: AsyncConnection, hub_id: int) -> list[PartyBehind]:
+    """Every party the Hub (registration `hub_id`) reported, in the order first reported."""
+    rows = await conn.execute(
+        sa.select(objects_table.c.data)
+        .where(objects_table.c.module == MODULE.id, objects_table.c.owner_id == hub_id)
+        .order_by(objects_table.c.id))
+    out = []
+    for data in rows.scalars():
+        doc = json.loads(data)
+        out.append(PartyBehind(doc["country_code"], doc["party_id"], doc["role"],
+                               ConnectionStatus(doc["status"]), doc["last_updated"]))
+    return out
