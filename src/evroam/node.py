@@ -186,6 +186,8 @@ class Node:
         if self._app is not None:
             await close_app(self._app)
         await self._pruner.stop()
+        if self.hub is not None:
+            await self.hub.close()
         if self.callbacks is not None:
             await self.callbacks.close()
         await self.call_log.stop()

@@ -355,6 +355,27 @@ async def test_a_forged_from_is_refused(cluster):
     assert "not one of your registered roles" in env["status_message"]
 
 
+async def test_the_hub_judges_the_callers_token_and_roles_afresh_on_every_request(cluster):
+    """The Hub reads the caller's token by the hot path's point read and keeps
+    the caller's row between requests: a role changed or a token removed by
+    any process sharing the database counts at the very next request."""
+    net = await hub_network(cluster, {"cpo": CPO1, "emsp": EMSP1})
+    await net["cpo"].publish("locations", Location.from_wire(location("L1")))
+    url = net.url("emsp", "locations", "SENDER", "L1")
+    status, env, _ = await call("GET", url, net.token("emsp"), frm=EMSP, to=CPO)
+    assert (status, env["status_code"]) == (200, 1000)
+    emsp = await net.at_hub("emsp")
+    async with net.hub.engine.begin() as conn:
+        await party_repo.update(conn, emsp.id, roles=[{**emsp.roles[0], "party_id": "EMX"}])
+    status, env, _ = await call("GET", url, net.token("emsp"), frm=EMSP, to=CPO)
+    assert (status, env["status_code"]) == (400, 2001)
+    assert "which is not one of your registered roles (DE/EMX)" in env["status_message"]
+    async with net.hub.engine.begin() as conn:
+        await party_repo.drop_tokens(conn, emsp.id)
+    status, env, _ = await call("GET", url, net.token("emsp"), frm=("DE", "EMX"), to=CPO)
+    assert (status, env["status_code"], env["status_message"]) == (401, 2000, "unknown credentials token")
+
+
 async def set_hub_status(net: Net, name: str, status: str | None) -> None:
     party = await net.at_hub(name)
     async with net.hub.engine.begin() as conn:

@@ -38,6 +38,7 @@ from evroam.hub.directory import DirectoryCache, HubParty, Key
 from evroam.server.responses import ocpi_response
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
+from evroam.store.reader import TokenHashes, honoured, reader_for
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +97,53 @@ class Answer:
 Handler = Callable[["Hub", Routed], Awaitable[Answer]]
 
 
+class Callers:
+    """Who is calling, by token, on every request the Hub routes.
+
+    The token is judged against the database each time (a token rotated or
+    removed by any process sharing it is refused at once), by the one point
+    read of the Sender's hot path (store/reader.py), below SQLAlchemy; the
+    caller's partner row is read again only when its `updated_at` moved.
+    Where there is no such reader (an in-memory database) or the database is
+    busy, the ordinary path answers."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.reader = reader_for(engine.url)
+        self.hashes = TokenHashes()
+        self._parties: dict[int, tuple[object, Party]] = {}
+
+    async def find(self, authorization: str | None) -> tuple[Party, str] | None:
+        """The calling platform and the kind of token it presented, or None."""
+        candidates = self.hashes.of(authorization.encode("latin-1") if authorization is not None else None)
+        if not candidates:
+            return None
+        hashes = list(candidates)
+        rows = await self.reader.token_and_object("", "", (hashes[0], hashes[-1])) if self.reader else None
+        if rows is None:
+            decoded, raw = parse_authorization(authorization)
+            async with self.engine.connect() as conn:
+                auth = await party_repo.authenticate(conn, decoded, raw)
+            return (auth.party, auth.token_kind) if auth is not None else None
+        row = honoured(rows, candidates)
+        if row is None:
+            return None
+        cached = self._parties.get(row.party_id)
+        if cached is None or cached[0] != row.party_updated:
+            async with self.engine.connect() as conn:
+                party = await party_repo.get(conn, row.party_id)
+            if party is None:
+                return None
+            if len(self._parties) >= 4096:
+                self._parties.clear()
+            cached = self._parties[row.party_id] = (row.party_updated, party)
+        return cached[1], row.kind
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            await self.reader.close()
+
+
 @dataclass(slots=True)
 class Hub:
     """What the layer needs: the node's engine, our own key, and how to reach
@@ -120,6 +168,11 @@ class Hub:
     after_forward: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
     # registration id -> monotonic time of its last request seen here (liveness).
     last_seen: dict[int, float] = field(default_factory=dict)
+    callers: Callers | None = None
+
+    async def close(self) -> None:
+        if self.callers is not None:
+            await self.callers.close()
 
     def seen(self, registration_id: int) -> None:
         self.last_seen[registration_id] = time.monotonic()
@@ -197,22 +250,25 @@ class HubLayer:
 
     async def _caller(self, scope, headers: Headers) -> tuple[Party, RoutingRequest]:
         """The calling platform, by its token, and its routing headers."""
-        decoded, raw = parse_authorization(headers.get("authorization"))
+        authorization = headers.get("authorization")
+        decoded, raw = parse_authorization(authorization)
         if decoded is None and raw is None:
             raise HubRefusal(StatusCode.CLIENT_ERROR, "missing or malformed Authorization header "
                              "(expected `Token <base64 token>`)", 401)
-        async with self.hub.engine.connect() as conn:
-            auth = await party_repo.authenticate(conn, decoded, raw)
-        if auth is None:
+        if self.hub.callers is None:
+            self.hub.callers = Callers(self.hub.engine)
+        found = await self.hub.callers.find(authorization)
+        if found is None:
             raise HubRefusal(StatusCode.CLIENT_ERROR, "unknown credentials token", 401)
-        if auth.token_kind == party_repo.TOKEN_A or auth.party.status != party_repo.REGISTERED:
+        party, kind = found
+        if kind == party_repo.TOKEN_A or party.status != party_repo.REGISTERED:
             raise HubRefusal(StatusCode.CLIENT_ERROR,
                              "this token is only valid for registration (versions and credentials)", 401)
         state = scope.setdefault("state", {})
-        state["party_id"] = auth.party.id
-        self.hub.seen(auth.party.id)
+        state["party_id"] = party.id
+        self.hub.seen(party.id)
         try:
-            return auth.party, parse_routing(headers)
+            return party, parse_routing(headers)
         except ValueError as exc:
             raise HubRefusal(StatusCode.INVALID_PARAMETERS, str(exc), 400) from None
 

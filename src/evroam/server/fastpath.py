@@ -26,13 +26,13 @@ import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from evroam.ocpi.headers import Routing, parse_authorization, parse_routing
+from evroam.ocpi.headers import Routing, parse_routing
 from evroam.module import Module
 from evroam.ocpi.types import ci_key, format_datetime
 from evroam.server import routing
 from evroam.server.context import ServerContext
 from evroam.store import parties as repo
-from evroam.store.reader import TokenRow, reader_for
+from evroam.store.reader import TokenHashes, TokenRow, honoured, reader_for
 
 _ROUTING_NAMES = frozenset(n.encode() for n in ("ocpi-from-country-code", "ocpi-from-party-id",
                                                  "ocpi-to-country-code", "ocpi-to-party-id"))
@@ -47,7 +47,7 @@ class FastSender:
         self.get_one = {prefix.rstrip("/") + "/": module for prefix, module in get_one.items()}
         self.reader = reader_for(ctx.engine.url) if get_one else None
         ctx.closers.append(self.close)
-        self._hashes: dict[bytes, dict[str, bool]] = {}
+        self._hashes = TokenHashes()
         self._routing: dict[tuple, tuple[Routing, list[tuple[bytes, bytes]]] | None] = {}
 
     async def close(self) -> None:
@@ -72,12 +72,12 @@ class FastSender:
                 auth = value if auth is None else auth
             elif name in _ROUTING_NAMES:
                 routing_values.setdefault(name, value)
-        candidates = self._candidates(auth)
+        candidates = self._hashes.of(auth)
         if not candidates:
             return False
         hashes = list(candidates)
         rows = await self.reader.token_and_object(module.id, ci_key(object_id), (hashes[0], hashes[-1]))
-        row = _honoured(rows, candidates) if rows else None
+        row = honoured(rows, candidates) if rows else None
         if row is None or row.data is None or row.kind == repo.TOKEN_A or row.party_status != repo.REGISTERED:
             return False
         noted = self._routing_of(row, module, scope["path"], routing_values)
@@ -91,21 +91,6 @@ class FastSender:
                     "headers": [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
         return True
-
-    def _candidates(self, auth: bytes | None) -> dict[str, bool]:
-        """Hash -> whether it is the raw form (store/parties.authenticate)."""
-        if auth is None:
-            return {}
-        found = self._hashes.get(auth)
-        if found is None:
-            decoded, raw = parse_authorization(auth.decode("latin-1"))
-            found = {}
-            if decoded:
-                found[repo.hash_token(decoded)] = False
-            if raw and raw != decoded:
-                found.setdefault(repo.hash_token(raw), True)
-            _bounded(self._hashes)[auth] = found
-        return found
 
     def _routing_of(self, row: TokenRow, module: Module, path: str,
                     values: dict[bytes, bytes]) -> tuple[Routing, list[tuple[bytes, bytes]]] | None:
@@ -129,15 +114,6 @@ class FastSender:
                 noted = (found, routing.header_bytes(found))
         _bounded(self._routing)[key] = noted
         return noted
-
-
-def _honoured(rows: list[TokenRow], candidates: dict[str, bool]) -> TokenRow | None:
-    # The decoded form first; the raw one only for a partner allowed it.
-    for row in sorted(rows, key=lambda r: candidates.get(r.token_hash, True)):
-        if candidates.get(row.token_hash) and not row.allow_raw_token:
-            continue
-        return row
-    return None
 
 
 _last_timestamp: list = [0, b""]

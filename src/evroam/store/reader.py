@@ -23,7 +23,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import URL
 
+from evroam.ocpi.headers import parse_authorization
+from evroam.store.parties import hash_token
 from evroam.store.tables import OURS
+
+_CACHE_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +41,11 @@ class TokenRow:
     party_status: str
     allow_raw_token: bool
     roles: str | None  # as stored (JSON text): also the key of what is derived from it
+    party_updated: object  # the partner row's updated_at: when what is cached of it is stale
     data: str | None  # the object's document; None when there is none
 
 
-_COLUMNS = ("t.token_hash, t.kind, p.id, p.name, p.status, p.allow_raw_token, p.roles, "
+_COLUMNS = ("t.token_hash, t.kind, p.id, p.name, p.status, p.allow_raw_token, p.roles, p.updated_at, "
             "(SELECT o.data FROM objects o WHERE o.module = {m} AND o.owner_id = {owner} AND o.oid_key = {oid} "
             "ORDER BY o.id LIMIT 1) "
             "FROM party_tokens t JOIN parties p ON p.id = t.party_id WHERE t.token_hash IN ({h0}, {h1})")
@@ -48,6 +53,40 @@ SQLITE_SQL = "SELECT " + _COLUMNS.format(m="?", owner=OURS, oid="?", h0="?", h1=
 # roles::text: JSONB as the text PostgreSQL keeps, without asyncpg decoding it.
 PG_SQL = "SELECT " + _COLUMNS.format(m="$1", owner=OURS, oid="$2", h0="$3", h1="$4").replace(
     "p.roles,", "p.roles::text,")
+
+
+class TokenHashes:
+    """The hashes an Authorization value may match, computed once per value:
+    hash -> whether it is the raw form (store/parties.authenticate's rule)."""
+
+    def __init__(self) -> None:
+        self._by_value: dict[bytes, dict[str, bool]] = {}
+
+    def of(self, auth: bytes | None) -> dict[str, bool]:
+        if auth is None:
+            return {}
+        found = self._by_value.get(auth)
+        if found is None:
+            decoded, raw = parse_authorization(auth.decode("latin-1"))
+            found = {}
+            if decoded:
+                found[hash_token(decoded)] = False
+            if raw and raw != decoded:
+                found.setdefault(hash_token(raw), True)
+            if len(self._by_value) >= _CACHE_MAX:
+                self._by_value.clear()  # only values nobody sends twice get here
+            self._by_value[auth] = found
+        return found
+
+
+def honoured(rows: list[TokenRow], candidates: dict[str, bool]) -> TokenRow | None:
+    """The matching row that counts: the decoded form first, the raw one
+    only for a partner allowed it."""
+    for row in sorted(rows, key=lambda r: candidates.get(r.token_hash, True)):
+        if candidates.get(row.token_hash) and not row.allow_raw_token:
+            continue
+        return row
+    return None
 
 
 class SqliteReader:
@@ -75,7 +114,7 @@ class SqliteReader:
         except sqlite3.Error:
             self._drop()
             return None  # busy, or not yet migrated: the ordinary path answers
-        return [TokenRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows]
+        return [TokenRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7], r[8]) for r in rows]
 
     async def close(self) -> None:
         self._drop()
