@@ -85,6 +85,19 @@ def serve_process(home: Path, port: int, stderr: Path) -> subprocess.Popen:
     return p
 
 
+def terminated(proc: subprocess.Popen, stderr: Path, deadline_s: float = 20.0) -> int:
+    """SIGTERM a served process and wait for its exit; if it takes longer than
+    `deadline_s`, fail with the end of its log (node.stop_slow names the stage)."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        tail = stderr.read_text(errors="replace").splitlines()[-30:]
+        raise AssertionError(f"serve did not exit {deadline_s}s after SIGTERM; its log ends:\n" + "\n".join(tail)) from None
+
+
 def wait_http(url: str, deadline_s: float = 20.0) -> None:
     """Until `url` answers at all (a 401 without a token counts: it is up)."""
     deadline = time.monotonic() + deadline_s

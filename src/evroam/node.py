@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import inspect
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,25 +177,32 @@ class Node:
         return self
 
     async def stop(self) -> None:
-        await self.stop_workers()
+        # Each stage is bounded on its own (delivery settles, Background.stop);
+        # a slow one is named in the log, so a stop that takes long says why.
+        async with _stage("workers"):
+            await self.stop_workers()
         if self._server is not None:
             self._server.should_exit = True
             if self._serve_task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._serve_task
+                async with _stage("server"):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._serve_task
             self._server = None
-        if self._app is not None:
-            await close_app(self._app)
-        await self._pruner.stop()
-        if self.hub is not None:
-            await self.hub.close()
-        if self.callbacks is not None:
-            await self.callbacks.close()
-        await self.call_log.stop()
+        async with _stage("app"):
+            if self._app is not None:
+                await close_app(self._app)
+            await self._pruner.stop()
+            if self.hub is not None:
+                await self.hub.close()
+            if self.callbacks is not None:
+                await self.callbacks.close()
+        async with _stage("call_log"):
+            await self.call_log.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self.engine.dispose()
+        async with _stage("engine"):
+            await self.engine.dispose()
         self._started = False
 
     async def __aenter__(self) -> Node:
@@ -345,3 +353,14 @@ class Node:
         removed = await calllog.prune(self.engine, self.config.call_log_retention_days)
         if removed:
             log.info("call_log.pruned", rows=removed, retention_days=self.config.call_log_retention_days)
+
+
+@contextlib.asynccontextmanager
+async def _stage(name: str, slow_s: float = 1.0):
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - started
+        if took >= slow_s:
+            log.warning("node.stop_slow", stage=name, seconds=round(took, 2))

@@ -30,7 +30,7 @@ from evroam.modules.events import Received
 from evroam.store import calllog, objects
 from tests.nodes import wait_for
 from tests.partners import BASE, CPO, EMSP, change, holds_exactly, latest_ours, received
-from tests.services import FAST_RETRY, free_port, process_home, run, serve_process
+from tests.services import FAST_RETRY, free_port, process_home, run, serve_process, terminated
 
 
 
@@ -132,8 +132,7 @@ async def test_cpo_killed_with_deliveries_pending(cluster, tmp_path):
         await wait_for(lambda: holds_exactly(emsp, party.id, latest), timeout=60,
                        what="every pending delivery to arrive after the restart")
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        terminated(proc, tmp_path / "serve.err")
     receipts.assert_monotonic()
     await emsp.call_log.flush()
     rows = [r for r in await calllog.recent(emsp.engine, limit=5000) if r["direction"] == "in"]
