@@ -27,6 +27,7 @@ from tests.clientinfo import status_at
 from tests.hubnet import Net
 from tests.nodes import wait_for
 
+FUNCTIONAL = ("/sender/", "/receiver/", "/hub/callback/")
 HUB, CPO, EMSP1, EMSP2 = ("NL", "HUB"), ("NL", "CPO"), ("DE", "EMS"), ("FR", "EM2")
 
 
@@ -42,7 +43,8 @@ class Call:
 
 @dataclass
 class Wire:
-    """Every functional request `node` (the Hub) receives, as it arrives."""
+    """Every functional request `node` (the Hub) receives, as it arrives
+    (its callback URLs' included)."""
 
     calls: list[Call] = field(default_factory=list)
 
@@ -53,7 +55,7 @@ class Wire:
         inner = app.middleware_stack or app.build_middleware_stack()
 
         async def record(scope, receive, send):
-            if scope["type"] == "http" and ("/sender/" in scope["path"] or "/receiver/" in scope["path"]):
+            if scope["type"] == "http" and any(p in scope["path"] for p in FUNCTIONAL):
                 h = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
                 wire.calls.append(Call(scope["method"], scope["path"], _pair(h, "from"), _pair(h, "to")))
             await inner(scope, receive, send)
