@@ -4,7 +4,9 @@ nodes over real HTTP, a Hub with one CPO and two eMSPs registered with it.
 A Session or CDR goes once, TO = its token's eMSP, and reaches that eMSP
 only; a Location goes once, TO = the Hub (a Broadcast Push), and reaches
 both. To a party the Hub reports OFFLINE nothing is sent until it is
-CONNECTED again; to a SUSPENDED one the delivery is dropped.
+CONNECTED again; to a SUSPENDED one the delivery is dropped. A real-time
+authorization goes TO = the token's eMSP, or, for a token the CPO does not
+hold, as an Open Routing Request.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import sqlalchemy as sa
 from evroam.ocpi.hubclientinfo import ConnectionStatus
 from evroam.ocpi.locations import Location
 from evroam.ocpi.sessions import Session
+from evroam.ocpi.tokens import Token
+from evroam.store.tables import objects as objects_table
 from evroam.store.outbox import HELD
 from tests.behind import CPO, EMSP1, EMSP2, HUB, Wire, drained, held, priced_cdr, report, towards_hub
+from tests import builders
 from tests.builders import location, session
 from tests.clientinfo import status_at
 from tests.hubnet import CPO1, EMSP1 as EMSP1_ROLES, EMSP2 as EMSP2_ROLES, hub_network
@@ -113,3 +118,21 @@ async def test_a_delivery_to_a_suspended_emsp_is_dropped(cluster):
     await net["cpo"].publish("sessions", Session.from_wire(session("S2")))
     await wait_for(lambda: held(net, "emsp1", "sessions", "NL", "CPO", "S2"), timeout=20, what="S2 at emsp1")
     assert [c.path.rsplit("/", 1)[1] for c in wire.to_module("sessions")] == ["S2"]
+
+
+async def test_an_unknown_token_is_authorized_by_open_routing_and_then_cached(cluster):
+    net, wire = await network(cluster)
+    await net["emsp1"].publish("tokens", Token.from_wire(builders.token("APP-42", whitelist="NEVER")))
+    await wait_for(lambda: held(net, "cpo", "tokens", "DE", "EMS", "APP-42", "APP_USER"), timeout=20,
+                   what="the token at the CPO")
+    async with net["cpo"].engine.begin() as conn:  # the CPO lost its copy
+        await conn.execute(sa.delete(objects_table).where(objects_table.c.module == "tokens"))
+    decision = await net["cpo"].authorize("APP-42", "APP_USER")
+    assert (decision.allowed, decision.source, decision.party) == (True, "realtime", net.hub_at["cpo"].name)
+    # No TO: the Hub routed it to the eMSP whose Token it holds.
+    assert [(c.method, c.path.rsplit("/tokens", 1)[1], c.frm, c.to) for c in wire.to_module("tokens")
+            if c.frm == CPO] == [("POST", "/APP-42/authorize", CPO, None)]
+    # The answer's token is cached under the Hub, so the next one goes TO = its eMSP.
+    assert (await held(net, "cpo", "tokens", "DE", "EMS", "APP-42", "APP_USER"))["uid"] == "APP-42"
+    await net["cpo"].authorize("APP-42", "APP_USER")
+    assert [c.to for c in wire.to_module("tokens") if c.frm == CPO] == [None, EMSP1]

@@ -9,7 +9,8 @@ test_lifecycle.py, demo/run.py), each routed by the Hub:
 4. START_SESSION from the eMSP to the CPO (TO picked from the Location the
    Hub pushed), its result back through the Hub's callback URL;
 5. the Session pushed to the token's eMSP only, charging periods PATCHed in;
-6. a charging profile set on it, its result back the same way;
+6. a charging profile set on it, its result back the same way, and the
+   ActiveChargingProfile the CPO then pushes routed back to its setter;
 7. STOP_SESSION (TO picked from the Session); COMPLETED;
 8. the CDR, priced at the CPO, pushed to the eMSP and ACCEPTED by its re-pricing.
 """
@@ -24,7 +25,9 @@ import pytest
 from evroam.modules.chargingprofiles.owner import ProfileRequest
 from evroam.modules.events import ChargingProfileEvent
 from evroam.modules.sessions import owner as sessions
-from evroam.ocpi.chargingprofiles import ChargingProfileResponse, ChargingProfileResponseType, ChargingProfileResultType
+from evroam.modules.chargingprofiles.client import push_active_profile
+from evroam.ocpi.chargingprofiles import (ActiveChargingProfile, ChargingProfileResponse,
+                                          ChargingProfileResponseType, ChargingProfileResultType)
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.locations import Location
 from evroam.ocpi.tariffs import Tariff
@@ -90,6 +93,11 @@ async def test_the_whole_lifecycle_through_a_hub(cluster):
     hub_at_emsp = net.hub_at["emsp1"].name
     wire = Wire.on(net.hub)
     started = on_the_charger(cpo)
+    told = []
+
+    @emsp.on(ChargingProfileEvent.ACTIVE_PROFILE)
+    async def active_profile(session_id, profile, party):
+        told.append((session_id, profile.to_wire()))
 
     # 1. the CPO's Tariff and Location reach both eMSPs, one broadcast each.
     loc = charging.location()
@@ -140,6 +148,13 @@ async def test_the_whole_lifecycle_through_a_hub(cluster):
     await wait_for(lambda: completed(net, set_id), timeout=20, what="the SET result")
     assert ((await emsp.command(set_id)).result) == "ACCEPTED"
     assert calls(wire, "chargingprofiles", EMSP1) == [("PUT", f"/{sid}", CPO)]
+    # The CPO tells the setter of the profile that became active: an Open
+    # Routing Request, which the Hub routes back to the eMSP.
+    active = ActiveChargingProfile.from_wire({"start_date_time": charging.ts(5), "charging_profile": PROFILE})
+    assert await push_active_profile(cpo, sid, active) == {net.hub_at["cpo"].name: None}
+    await wait_for(lambda: told, timeout=20, what="the ActiveChargingProfile at the eMSP")
+    assert told == [(sid, active.to_wire())]
+    assert calls(wire, "chargingprofiles", CPO) == [("PUT", f"/{sid}", None)]
 
     # 7. STOP_SESSION, to the CPO whose Session it names.
     stop_id = await emsp.send_command(hub_at_emsp, CommandType.STOP_SESSION, {"session_id": sid})

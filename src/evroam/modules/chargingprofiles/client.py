@@ -23,8 +23,10 @@ from evroam.modules.chargingprofiles.owner import ProfileRequest
 from evroam.ocpi.base import error_text
 from evroam.ocpi.chargingprofiles import ActiveChargingProfile, ChargingProfile, SetChargingProfile
 from evroam.ocpi.common import Role
+from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
 from evroam.store import parties as party_repo
+from evroam.store.parties import Party
 from evroam.store import tracking as repo
 from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.server.routing import is_hub
@@ -88,6 +90,15 @@ def _shape(request: ProfileRequest, url: str, duration: int | None,
     return "DELETE", json.dumps(params), None, params
 
 
+def _routing(ours: tuple[str, str] | None, party: Party) -> Routing | None:
+    """To a direct setter, its role; through a Hub, no TO: an Open Routing
+    Request, which the Hub routes to the party whose SetChargingProfile of
+    this session it forwarded to us (docs/hub/open-routing.md)."""
+    if ours is not None and is_hub(party):
+        return Routing(*ours)
+    return tracker.routing_for(ours, None, party)
+
+
 async def profile_setters(conn: AsyncConnection, session_id: str) -> list[int]:
     """Parties whose SetChargingProfile on this session we accepted at least
     once: the only ones the CPO may push ActiveChargingProfile updates to."""
@@ -112,7 +123,7 @@ async def push_active_profile(node: Node, session_id: str, profile: ActiveChargi
         try:
             res = await node.client.request("PUT", join_url(base, quote(session_id, safe="")), party.token_out,
                                             body=profile, party_id=party.id, partner=party.name, raw_token=party.allow_raw_token,
-                                            routing=tracker.routing_for(ours, None, party))
+                                            routing=_routing(ours, party))
             out[party.name] = None if res.ok() else f"HTTP {res.http_status}, OCPI {res.status_code}"
         except PartnerError as exc:
             out[party.name] = exc.message
