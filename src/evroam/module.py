@@ -86,6 +86,10 @@ class Module:
     # Data meant for every party, so a push with TO = the Hub is a Broadcast
     # Push (transport_and_format: Locations and Tokens, not Sessions or CDRs).
     broadcast: bool = False
+    # The one party a push of one of our objects is for, as (cc, pid) from the
+    # stored document, where it is not for every party (Sessions, CDRs: the
+    # token's eMSP): a party behind a Hub sends it with that TO (sync/via_hub.py).
+    addressee: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None
     # Open Routing (no TO): `await route(request) -> (cc, pid) | None`, the
     # party a request goes to by its content (`request`: hub/openrouting.
     # OpenRequest); None: cannot tell. None here: no rule for this module.
@@ -127,6 +131,13 @@ def ref_by_token(obj: OcpiModel) -> str | None:
     """Sessions and CDRs concern the eMSP of their token only."""
     token = getattr(obj, "cdr_token", None)
     return ci_key(token.country_code + token.party_id) if token is not None else None
+
+
+def addressee_by_token(doc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A Session or CDR goes to the eMSP that "owns" its token (CdrToken)."""
+    token = doc.get("cdr_token") or {}
+    cc, pid = token.get("country_code"), token.get("party_id")
+    return (cc, pid) if cc and pid else None
 
 
 class Modules(Mapping[str, Module]):

@@ -31,7 +31,9 @@ from evroam.ocpi.base import OcpiModel
 from evroam.modules import REGISTRY
 from evroam.module import Module
 from evroam.modules.credentials.handshake import Handshake
+from evroam.modules.events import Received
 from evroam.modules.hubclientinfo import owner as client_info
+from evroam.modules.hubclientinfo.behind import status_behind
 from evroam.modules.hubclientinfo.liveness import Liveness
 from evroam.server.app import close as close_app
 from evroam.server.app import V, create_app
@@ -45,7 +47,10 @@ from evroam.store.tracking import Tracked
 from evroam.sync.tracker import Callbacks, result_poster, tracked
 from evroam.modules.commands.client import send_command
 from evroam.modules.chargingprofiles.client import send_profile_request
+from evroam.ocpi.hubclientinfo import ClientInfo, ConnectionStatus
+from evroam.store import outbox
 from evroam.sync.delivery import DeliveryWorker
+from evroam.sync.via_hub import ViaHub
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
 from evroam.sync import own
@@ -86,12 +91,30 @@ class _Server(uvicorn.Server):
         yield
 
 
+class NodeHooks(Hooks):
+    """The business hooks, and what the node itself does on an event after
+    the operator's hook (whatever that hook does or raises)."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self._node = node
+
+    async def fire(self, event: Any, *args: Any) -> Any:
+        result = await super().fire(event, *args)
+        if event == Received.CLIENT_INFO:
+            try:
+                await self._node.on_client_info(*args)
+            except Exception:
+                log.exception("hubclientinfo.release_failed")
+        return result
+
+
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.engine = create_engine(config.db_url)
         self.call_log = CallLog(self.engine, body_cap=config.call_log_body_cap)
-        self.hooks = Hooks()
+        self.hooks: Hooks = NodeHooks(self)
         self._session = None
         self.client: OcpiClient | None = None
         self.handshake: Handshake | None = None
@@ -160,7 +183,8 @@ class Node:
         self.delivery = DeliveryWorker(self.engine, self.client, max_attempts=self.config.delivery_max_attempts,
                                        base_backoff_s=self.config.delivery_backoff_s,
                                        max_backoff_s=self.config.delivery_backoff_cap_s,
-                                       request_timeout_s=self.config.outbound_timeout_s)
+                                       request_timeout_s=self.config.outbound_timeout_s,
+                                       addressing=ViaHub(self._status_behind))
         self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks)
         self.callbacks = Callbacks(self.engine, post_result=result_poster(self.client),
                                    roles=[(r.role, r.country_code.upper(), r.party_id.upper())
@@ -316,6 +340,23 @@ class Node:
             self.delivery.notify()
         return kind == own.CREATED
 
+    async def _status_behind(self, hub_id: int, country_code: str, party_id: str) -> ConnectionStatus | None:
+        async with self.engine.connect() as conn:
+            return await status_behind(conn, hub_id, country_code, party_id)
+
+    async def on_client_info(self, info: ClientInfo, hub: Party) -> None:
+        """A Hub reported a party behind it: once CONNECTED again, what was
+        held for it (sync/via_hub.py) goes out now rather than at its next look."""
+        if info.status != ConnectionStatus.CONNECTED:
+            return
+        async with self.engine.begin() as conn:
+            released = await outbox.release_held(conn, hub.id)
+        if released:
+            log.info("delivery.held_released", partner=hub.name, party=f"{info.country_code}/{info.party_id}",
+                     deliveries=released)
+            if self.delivery is not None:
+                self.delivery.notify()
+
     async def party(self, name: str) -> Party:
         async with self.engine.connect() as conn:
             p = await party_repo.by_name(conn, name)
@@ -334,16 +375,21 @@ class Node:
 
         return await authorize(self, uid, type, location_id, evse_uids, **kw)
 
-    async def send_command(self, partner: str, command_type: Any, body: Any) -> str:
+    async def send_command(self, partner: str, command_type: Any, body: Any, *,
+                           to: tuple[str, str] | None = None) -> str:
         """eMSP: send a command (its object without response_url); returns
-        the tracking id. See modules/commands/client.py."""
-        return await send_command(self, partner, command_type, body)
+        the tracking id. Through a Hub partner, `to` is the CPO behind it
+        (default: the one whose Location or Session the command names). See
+        modules/commands/client.py."""
+        return await send_command(self, partner, command_type, body, to=to)
 
     async def send_profile_request(self, partner: str, request: Any, session_id: str, *,
-                                   duration: int | None = None, charging_profile: Any = None) -> str:
-        """eMSP/SCSP: ChargingProfiles GET_ACTIVE, SET or CLEAR; returns the tracking id."""
+                                   duration: int | None = None, charging_profile: Any = None,
+                                   to: tuple[str, str] | None = None) -> str:
+        """eMSP/SCSP: ChargingProfiles GET_ACTIVE, SET or CLEAR; returns the
+        tracking id. `to`: as for send_command."""
         return await send_profile_request(self, partner, request, session_id, duration=duration,
-                                          charging_profile=charging_profile)
+                                          charging_profile=charging_profile, to=to)
 
     async def command(self, tracking_id: str) -> Tracked | None:
         """A Commands or ChargingProfiles request we sent or received, timeout applied."""

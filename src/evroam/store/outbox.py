@@ -31,6 +31,9 @@ from evroam.store.tables import objects, outbox
 
 PENDING = "PENDING"
 DEAD = "DEAD"
+# The last_error of a row held back rather than tried (`defer_many`): what
+# `release_held` looks for.
+HELD = "held: "
 
 
 @dataclass(slots=True)
@@ -231,6 +234,29 @@ async def drop(conn: AsyncConnection, d: Delivery) -> None:
 async def drop_many(conn: AsyncConnection, ds: Sequence[Delivery]) -> None:
     if ds:
         await conn.execute(outbox.delete().where(outbox.c.id.in_([d.id for d in ds])))
+
+
+async def defer_many(conn: AsyncConnection, held: Sequence[tuple[Delivery, str]], until: datetime) -> None:
+    """Hand rows back untried, due again at `until`, their attempts untouched:
+    nothing was sent (a party behind a Hub that is OFFLINE). Each row keeps
+    why, after `HELD`, for `partners status` and for `release_held`."""
+    if not held:
+        return
+    now = utcnow()
+    await conn.execute(outbox.update().where(
+        outbox.c.id == sa.bindparam("b_id"), outbox.c.claimed_by == sa.bindparam("b_by")).values(
+        next_attempt_at=until, claimed_until=None, claimed_by=None, updated_at=now,
+        last_error=sa.bindparam("b_error", type_=sa.Text)),
+        [{"b_id": d.id, "b_by": d.claimed_by, "b_error": (HELD + why)[:2000]} for d, why in held])
+
+
+async def release_held(conn: AsyncConnection, party_id: int) -> int:
+    """Make the held rows to a partner due now (its Hub reported a party
+    behind it CONNECTED again); those still held are held again on claim."""
+    result = await conn.execute(outbox.update().where(
+        outbox.c.party_id == party_id, outbox.c.status == PENDING, outbox.c.last_error.like(HELD + "%"))
+        .values(next_attempt_at=utcnow()))
+    return result.rowcount or 0
 
 
 def backoff(attempts: int, base_s: float = 1.0, cap_s: float = 3600.0) -> float:

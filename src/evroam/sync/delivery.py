@@ -19,6 +19,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +30,7 @@ from evroam.background import Background
 from evroam.client.ocpi import OcpiClient, OcpiResult, PartnerError
 from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
-from evroam.ocpi.types import parse_datetime
+from evroam.ocpi.types import parse_datetime, utcnow
 from evroam.store import objects, outbox
 from evroam.store import parties as party_repo
 from evroam.store.outbox import Delivery
@@ -46,6 +47,9 @@ class Outcome:
     unsure: bool = False  # the attempt may have reached the partner all the same
     whole: str | None = None  # the whole document the partner now holds, if known
     gone: bool = False  # the partner left: the delivery is dropped, not retried
+    # Not sent, and not to be yet (its receiver is OFFLINE behind a Hub): kept
+    # for later without counting as an attempt; `error` says why.
+    held: bool = False
 
 
 @dataclass(slots=True)
@@ -82,9 +86,12 @@ class DeliveryWorker:
     def __init__(self, engine: AsyncEngine, client: OcpiClient, *, max_attempts: int = 12,
                  base_backoff_s: float = 1.0, max_backoff_s: float = 3600.0, batch: int = 32,
                  concurrency: int = 32, idle_poll_s: float = 1.0, request_timeout_s: float = 30.0,
-                 addressing: Addressing | None = None) -> None:
+                 addressing: Addressing | None = None, hold_s: float = 60.0) -> None:
         self.engine = engine
         self.addressing = addressing or Addressing()
+        # How long a held delivery waits before it is looked at again, when
+        # no news (Node.on_client_info) makes it due sooner.
+        self.hold_s = hold_s
         self.client = client
         self.max_attempts = max_attempts
         self.base_backoff_s = base_backoff_s
@@ -153,10 +160,13 @@ class DeliveryWorker:
 
     async def _record_many(self, answers: list[tuple[Delivery, Outcome]]) -> None:
         gone = [d for d, o in answers if o.gone]
-        done = [(d, o.whole) for d, o in answers if not o.gone and o.error is None]
-        failed = [outbox.Failure(d, o.error, o.unsure) for d, o in answers if not o.gone and o.error is not None]
+        held = [(d, o.error or "") for d, o in answers if o.held and not o.gone]
+        done = [(d, o.whole) for d, o in answers if not o.gone and not o.held and o.error is None]
+        failed = [outbox.Failure(d, o.error, o.unsure) for d, o in answers
+                  if not o.gone and not o.held and o.error is not None]
         async with self.engine.begin() as conn:
             await outbox.drop_many(conn, gone)
+            await outbox.defer_many(conn, held, utcnow() + timedelta(seconds=self.hold_s))
             await outbox.complete_many(conn, done)
             statuses = await outbox.fail_many(conn, failed, self.max_attempts, self.base_backoff_s,
                                               self.max_backoff_s)

@@ -17,16 +17,29 @@ from evroam.store import objects, outbox
 from evroam.store import parties as party_repo
 from evroam.store.objects import object_key as object_key  # re-exported for callers of publish()
 from evroam.store.objects import ref_key
+from evroam.server.routing import is_hub
 from evroam.store.parties import Party
 from evroam.store.tables import outbox as outbox_tbl
 
 
-def wants(party: Party, module: str, ref: str | None) -> bool:
+def wants(party: Party, module: str, ref: str | None, direct: bool = True) -> bool:
+    """Does `party` receive this object? Everyone with the module's Receiver,
+    or, for an object that concerns one party only (`ref`), that party: the
+    partner it registered as, else (`direct` False: no partner is) a Hub,
+    which forwards it to the party behind it (sync/via_hub.py)."""
     if party.status != party_repo.REGISTERED or not party.endpoint_url(module, "RECEIVER"):
         return False
     if ref is None:
         return True
-    return any(ci_key(r["country_code"] + r["party_id"]) == ref for r in party.roles or ())
+    if any(ci_key(r["country_code"] + r["party_id"]) == ref for r in party.roles or ()):
+        return True
+    return not direct and is_hub(party)
+
+
+def receiving(parties: Sequence[Party], module: str, ref: str | None) -> list[Party]:
+    """The partners an object goes to (`wants`)."""
+    direct = ref is None or any(wants(p, module, ref) for p in parties)
+    return [p for p in parties if wants(p, module, ref, direct)]
 
 
 async def publish(conn: AsyncConnection, module: Module, obj: OcpiModel, *,
@@ -38,11 +51,10 @@ async def publish(conn: AsyncConnection, module: Module, obj: OcpiModel, *,
     pk, created = await objects.upsert(conn, object_key(module, obj), obj.to_json_bytes().decode(),
                                        obj.last_updated, ref_key=ref)
     method = "POST" if module.immutable else ("PATCH" if patch is not None and not created else "PUT")
-    for party in await party_repo.list_all(conn):
-        if wants(party, module.id, ref):
-            await outbox.enqueue(conn, party.id, module.id, pk, method,
-                                 patch if method == "PATCH" else None, sub_path if method == "PATCH" else None,
-                                 appended=module.appended)
+    for party in receiving(await party_repo.list_all(conn), module.id, ref):
+        await outbox.enqueue(conn, party.id, module.id, pk, method,
+                             patch if method == "PATCH" else None, sub_path if method == "PATCH" else None,
+                             appended=module.appended)
     return pk, created
 
 
@@ -76,9 +88,7 @@ async def publish_many(conn: AsyncConnection, module: Module, objs: Sequence[Ocp
     now = utcnow()
     fresh_rows = []
     for i, (pk, created, _) in enumerate(result):
-        for party in receivers:
-            if not wants(party, module.id, refs[i]):
-                continue
+        for party in receiving(receivers, module.id, refs[i]):
             if created:  # a new object has no pending delivery to fold into
                 fresh_rows.append({"party_id": party.id, "module": module.id, "object_pk": pk, "method": method,
                                    "seq": 1, "status": outbox.PENDING, "attempts": 0, "next_attempt_at": now,

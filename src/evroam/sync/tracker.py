@@ -465,18 +465,20 @@ def receiver_endpoint(party: Party, kind: str) -> str:
     return base
 
 
-def _routing_to_cpo(roles: Sequence[OurRole], party: Party) -> Routing | None:
+def _routing_to_cpo(roles: Sequence[OurRole], party: Party, to: tuple[str, str] | None = None) -> Routing | None:
     mine = [r for r in roles if r.role in (Role.EMSP, Role.SCSP)] or list(roles)
     if not mine:
         return None
-    theirs = next(((r["country_code"], r["party_id"]) for r in party.roles or () if r.get("role") == "CPO"), None)
+    theirs = to or next(((r["country_code"], r["party_id"]) for r in party.roles or () if r.get("role") == "CPO"),
+                        None)
     return routing_for((mine[0].country_code.upper(), mine[0].party_id.upper()), theirs, party)
 
 
 async def track_and_send(engine: AsyncEngine, client: OcpiClient, party: Party, out: Outgoing,
-                         roles: Sequence[OurRole]) -> None:
+                         roles: Sequence[OurRole], to: tuple[str, str] | None = None) -> None:
     """Record the request, send it from our first eMSP/SCSP role, and record
-    the CPO's synchronous answer (or why there is none)."""
+    the CPO's synchronous answer (or why there is none). `to`: the CPO it is
+    for, when `party` is a Hub (OCPI-to); else the partner's CPO role."""
     # Stored (and committed) before the call: a CPO may post the result
     # before its answer reaches us.
     async with engine.begin() as conn:
@@ -485,7 +487,7 @@ async def track_and_send(engine: AsyncEngine, client: OcpiClient, party: Party, 
     try:
         res = await client.request(out.method, out.url, party.token_out, content=out.content, params=out.params,
                                    party_id=party.id, partner=party.name, raw_token=party.allow_raw_token,
-                                   routing=_routing_to_cpo(roles, party))
+                                   routing=_routing_to_cpo(roles, party, to))
     except PartnerError as exc:
         async with engine.begin() as conn:
             await repo.record_error(conn, out.uid, exc.message)

@@ -1,6 +1,6 @@
 """CDRs (mod_cdrs.asciidoc): charge detail records, POSTed once and never changed."""
 
-from evroam.module import Module, ref_by_token
+from evroam.module import Module, addressee_by_token, ref_by_token
 from evroam.ocpi.cdrs import CDR
 from evroam.ocpi.common import Role
 from evroam.ocpi.versions import InterfaceRole
@@ -10,7 +10,7 @@ from evroam.modules.cdrs import routing
 MODULE = Module(
     "cdrs",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
-    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, judge=verdict, route=routing.route,
+    model=CDR, owner=Role.CPO, immutable=True, ref_of=ref_by_token, addressee=addressee_by_token, judge=verdict, route=routing.route,
 )
 
 from evroam.modules.cdrs import owner, receiver, sender

@@ -23,10 +23,15 @@ from evroam.modules.chargingprofiles.owner import ProfileRequest
 from evroam.ocpi.base import error_text
 from evroam.ocpi.chargingprofiles import ActiveChargingProfile, ChargingProfile, SetChargingProfile
 from evroam.ocpi.common import Role
+from evroam.ocpi.headers import Routing
 from evroam.ocpi.pagination import join_url
 from evroam.store import parties as party_repo
+from evroam.store.parties import Party
 from evroam.store import tracking as repo
+from evroam.modules.sessions import MODULE as SESSIONS
+from evroam.server.routing import is_hub
 from evroam.sync import tracker
+from evroam.sync.via_hub import owner_behind
 from evroam.sync.tracker import InvalidRequest, SendError
 
 if TYPE_CHECKING:
@@ -37,20 +42,28 @@ __all__ = ["InvalidRequest", "SendError", "profile_setters", "push_active_profil
 
 async def send_profile_request(node: Node, partner_name: str, request: ProfileRequest | str, session_id: str, *,
                                duration: int | None = None,
-                               charging_profile: ChargingProfile | dict[str, Any] | None = None) -> str:
+                               charging_profile: ChargingProfile | dict[str, Any] | None = None,
+                               to: tuple[str, str] | None = None) -> str:
     """eMSP/SCSP: ask the CPO for the ActiveChargingProfile (GET_ACTIVE, needs
     `duration`), set a profile (SET, needs `charging_profile`) or clear it
-    (CLEAR). Returns the tracking id."""
+    (CLEAR). Returns the tracking id. `to`: the CPO behind a Hub partner; by
+    default the one whose Session it is, as the Hub pushed it to us."""
     request = ProfileRequest(request)
     party = await node.party(partner_name)  # KeyError when unknown
     base = tracker.receiver_endpoint(party, MODULE.id)
     uid = tracker.new_uid()
     url = tracker.response_url(node.config.public_url, MODULE.id, request.value, uid)
     method, recorded, content, params = _shape(request, url, duration, charging_profile)
+    if to is None and is_hub(party):
+        async with node.engine.connect() as conn:
+            to = await owner_behind(conn, party, SESSIONS.id, session_id)
+        if to is None:
+            raise SendError(f"{party.name} is a Hub and we hold no Session {session_id!r} from it: "
+                            "say which CPO the request is for (to=(country_code, party_id))")
     out = tracker.Outgoing(uid, MODULE.id, request.value, session_id, url, recorded, method,
                            join_url(base, quote(session_id, safe="")), content=content, params=params)
     assert node.client is not None, "start() the node first"
-    await tracker.track_and_send(node.engine, node.client, party, out, node.config.roles)
+    await tracker.track_and_send(node.engine, node.client, party, out, node.config.roles, to)
     return uid
 
 
@@ -77,6 +90,15 @@ def _shape(request: ProfileRequest, url: str, duration: int | None,
     return "DELETE", json.dumps(params), None, params
 
 
+def _routing(ours: tuple[str, str] | None, party: Party) -> Routing | None:
+    """To a direct setter, its role; through a Hub, no TO: an Open Routing
+    Request, which the Hub routes to the party whose SetChargingProfile of
+    this session it forwarded to us (docs/hub/open-routing.md)."""
+    if ours is not None and is_hub(party):
+        return Routing(*ours)
+    return tracker.routing_for(ours, None, party)
+
+
 async def profile_setters(conn: AsyncConnection, session_id: str) -> list[int]:
     """Parties whose SetChargingProfile on this session we accepted at least
     once: the only ones the CPO may push ActiveChargingProfile updates to."""
@@ -101,7 +123,7 @@ async def push_active_profile(node: Node, session_id: str, profile: ActiveChargi
         try:
             res = await node.client.request("PUT", join_url(base, quote(session_id, safe="")), party.token_out,
                                             body=profile, party_id=party.id, partner=party.name, raw_token=party.allow_raw_token,
-                                            routing=tracker.routing_for(ours, None, party))
+                                            routing=_routing(ours, party))
             out[party.name] = None if res.ok() else f"HTTP {res.http_status}, OCPI {res.status_code}"
         except PartnerError as exc:
             out[party.name] = exc.message

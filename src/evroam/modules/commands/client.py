@@ -15,7 +15,12 @@ from evroam.modules.commands.owner import COMMAND_MODELS
 from evroam.ocpi.base import OcpiModel, error_text
 from evroam.ocpi.commands import CommandType
 from evroam.ocpi.pagination import join_url
+from evroam.modules.locations import MODULE as LOCATIONS
+from evroam.modules.sessions import MODULE as SESSIONS
+from evroam.server.routing import is_hub
+from evroam.store.parties import Party
 from evroam.sync import tracker
+from evroam.sync.via_hub import owner_behind
 from evroam.sync.tracker import InvalidRequest, SendError
 
 if TYPE_CHECKING:
@@ -25,9 +30,13 @@ __all__ = ["InvalidRequest", "SendError", "send_command"]
 
 
 async def send_command(node: Node, partner_name: str, command_type: CommandType | str,
-                       body: OcpiModel | dict[str, Any]) -> str:
+                       body: OcpiModel | dict[str, Any], *, to: tuple[str, str] | None = None) -> str:
     """eMSP: send a command; returns its tracking id (the unique id inside its
-    response_url). The body is the command object without response_url."""
+    response_url). The body is the command object without response_url.
+
+    `to`: the CPO (cc, pid) behind a Hub partner the command is for; by
+    default the one whose Location (or, for STOP_SESSION, Session) it names,
+    as the Hub pushed it to us."""
     command_type = CommandType(command_type)
     party = await node.party(partner_name)  # KeyError when unknown
     base = tracker.receiver_endpoint(party, MODULE.id)
@@ -42,9 +51,25 @@ async def send_command(node: Node, partner_name: str, command_type: CommandType 
         raise InvalidRequest(f"invalid {command_type.value}: {error_text(exc)}") from None
     ref = next((getattr(command, f) for f in ("location_id", "session_id", "reservation_id")
                 if hasattr(command, f)), None)
+    if to is None and is_hub(party):
+        to = await _cpo_behind(node, party, command)
     data = command.to_json_bytes()
     out = tracker.Outgoing(uid, MODULE.id, command_type.value, ref, url, data.decode(), "POST",
                            join_url(base, command_type.value), content=data)
     assert node.client is not None, "start() the node first"
-    await tracker.track_and_send(node.engine, node.client, party, out, node.config.roles)
+    await tracker.track_and_send(node.engine, node.client, party, out, node.config.roles, to)
     return uid
+
+
+async def _cpo_behind(node: Node, hub: Party, command: OcpiModel) -> tuple[str, str]:
+    """The CPO behind the Hub `hub` that owns what the command names."""
+    module, oid = ((LOCATIONS.id, command.location_id) if hasattr(command, "location_id")
+                   else (SESSIONS.id, getattr(command, "session_id", None)))
+    if oid is not None:
+        async with node.engine.connect() as conn:
+            found = await owner_behind(conn, hub, module, oid)
+        if found is not None:
+            return found
+    what = f"{module} {oid!r}" if oid is not None else "no Location or Session"
+    raise SendError(f"{hub.name} is a Hub and the command names {what} we hold from it: "
+                    "say which CPO it is for (to=(country_code, party_id))")

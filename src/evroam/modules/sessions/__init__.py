@@ -4,7 +4,7 @@ A PATCH appends charging_periods (periods.py, the one place of that rule);
 owner.py is the CPO's start/update/stop/issue_cdr.
 """
 
-from evroam.module import Module, ref_by_token
+from evroam.module import Module, addressee_by_token, ref_by_token
 from evroam.ocpi.common import Role
 from evroam.ocpi.sessions import Session
 from evroam.ocpi.versions import InterfaceRole
@@ -15,7 +15,7 @@ MODULE = Module(
     "sessions",
     {Role.CPO: InterfaceRole.SENDER, Role.EMSP: InterfaceRole.RECEIVER},
     model=Session, owner=Role.CPO, patchable=True,
-    appended=APPENDED, merge=append_periods, ref_of=ref_by_token,
+    appended=APPENDED, merge=append_periods, ref_of=ref_by_token, addressee=addressee_by_token,
     # The Sessions Sender requires date_from (mod_sessions, "GET Method").
     pull_params={"date_from": "1970-01-01T00:00:00Z"},
     route=routing.route, learn=routing.learn,

@@ -28,6 +28,11 @@ OCPI body, or 2004) decides; asking one at a time keeps an eMSP from seeing
 authorizations for tokens it never issued more than once per miss. The token
 a real-time answer carries goes into the cache, so the next authorization
 knows its eMSP.
+
+Through a Hub partner (docs/hub/behind.md) a cached token's call goes with
+TO = its eMSP (the token's country_code/party_id); an unknown token's goes
+without TO, an Open Routing Request the Hub routes to the eMSP whose Token it
+holds from its Broadcast Push.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from evroam.ocpi.status import StatusCode
 from evroam.ocpi.tokens import AllowedType, AuthorizationInfo, LocationReferences, Token, TokenType, WhitelistType
 from evroam.ocpi.types import ci_key
 from evroam.modules.events import Received
+from evroam.server.routing import is_hub
 from evroam.store import objects as repo
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
@@ -197,6 +203,10 @@ async def _unknown(node: Any, client: OcpiClient, uid: str, type_: str, location
 
 
 def _partner_key(party: Party) -> tuple[str, str] | None:
+    if is_hub(party):
+        # Whose token it is, we do not know: an Open Routing Request, which
+        # the Hub routes to the eMSP whose Token it holds (docs/hub/open-routing.md).
+        return None
     roles = sorted(party.roles or (), key=lambda r: r.get("role") != Role.EMSP.value)
     return (roles[0]["country_code"], roles[0]["party_id"]) if roles else None
 
@@ -262,9 +272,10 @@ async def _ask(node: Any, client: OcpiClient, party: Party, uid: str, type_: str
 
 async def _remember(node: Any, party: Party, token: Token) -> None:
     """Cache the token a real-time answer carried, under the rules a push obeys:
-    only under the partner's own cc/pid, and never over a newer copy."""
+    only under the partner's own cc/pid (a Hub's: any, it speaks for the
+    eMSPs behind it), and never over a newer copy."""
     own = {(ci_key(r["country_code"]), ci_key(r["party_id"])) for r in party.roles or ()}
-    if (ci_key(token.country_code), ci_key(token.party_id)) not in own:
+    if (ci_key(token.country_code), ci_key(token.party_id)) not in own and not is_hub(party):
         return
     key = object_key(TOKENS, token, party.id)
     data = token.to_json_bytes().decode()
