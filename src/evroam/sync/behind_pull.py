@@ -110,13 +110,12 @@ class _Through:
         return await succeeded(self.engine, self.party, module_id, result, started)
 
     async def _since(self, conn: AsyncConnection, concerned: set[Owner]):
-        """The oldest watermark among the owners concerned (the partner's own
-        for an owner never pulled alone yet); None: a first pull."""
-        partner = await watermark(conn, self.party.id, self.module.id, PARTNER)
-        marks = [await watermark(conn, self.party.id, self.module.id, o) or partner for o in concerned]
-        if not marks:
-            return partner
-        return None if any(m is None for m in marks) else min(marks)
+        """The oldest watermark among the owners concerned; None when one has
+        none yet (new, or skipped until now): its whole list is still to read."""
+        if not concerned:
+            return await watermark(conn, self.party.id, self.module.id, PARTNER)
+        marks = [await watermark(conn, self.party.id, self.module.id, o) for o in concerned]
+        return None if any(m is None for m in marks) else min(m for m in marks if m is not None)
 
     async def one(self, owner: Owner, full: bool) -> PullResult:
         """One owner's objects alone: TO = that party, through the Hub."""

@@ -199,7 +199,9 @@ class Read:
 async def mark_missing(engine: AsyncEngine, module: str, party_id: int, owner: Owner | None,
                         seen: set[int]) -> int:
     """A full pull's pages together are the new truth (of one owner, when given)."""
-    stmt = sa.select(objects_table.c.id).where(objects_table.c.module == module, objects_table.c.owner_id == party_id)
+    # Only what is not stale yet, so `marked_stale` counts what this pull found gone.
+    stmt = sa.select(objects_table.c.id).where(objects_table.c.module == module, objects_table.c.owner_id == party_id,
+                                               objects_table.c.stale.is_(False))
     if owner is not None:
         stmt = stmt.where(objects_table.c.cc_key == owner[0], objects_table.c.pid_key == owner[1])
     async with engine.begin() as conn:

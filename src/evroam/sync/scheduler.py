@@ -148,16 +148,25 @@ class PullScheduler:
         for gone in set(self._due) - live:  # partner left or stopped sending
             del self._due[gone]
         by_id = {p.id: p for p in parties}
+        due: dict[tuple[int, str], list[Owner]] = {}
         for party_id, module, owner in await self._owners_due(now):
-            key = (party_id, module, owner)
-            if key in self._running or (party_id, module) not in live:
+            if (party_id, module) in live:
+                due.setdefault((party_id, module), []).append(owner)
+        for (party_id, module), owners in due.items():
+            # One task per (partner, module), its owners one after the other: they share its lock.
+            key = (party_id, module, ("*", "*"))
+            if key in self._running:
                 continue
-            task = asyncio.create_task(self._pull_owner(by_id[party_id], module, owner),
-                                       name=f"pull-{by_id[party_id].name}-{module}-{owner[0]}{owner[1]}")
+            task = asyncio.create_task(self._pull_owners(by_id[party_id], module, owners),
+                                       name=f"pull-{by_id[party_id].name}-{module}-owners")
             self._running[key] = task
             task.add_done_callback(lambda _t, k=key: self._running.pop(k, None))
             started.append(task)
         return started
+
+    async def _pull_owners(self, party: Party, module: str, owners: list[Owner]) -> None:
+        for owner in owners:
+            await self._pull_owner(party, module, owner)
 
     async def _owners_due(self, now: datetime) -> list[tuple[int, str, Owner]]:
         async with self.engine.connect() as conn:
