@@ -124,29 +124,56 @@ def partners_status(
 ) -> None:
     """Per partner: deliveries pending and dead, push lag, and the last pull of each module.
 
-    Push lag is the age of the oldest change not yet delivered (0 when none)."""
+    Push lag is the age of the oldest change not yet delivered (0 when none).
+    Under a Hub, each party behind it: its role, country code/party id, the
+    ClientInfo status the Hub reported and its own pulls (`behind` in JSON)."""
+    from evroam.modules.hubclientinfo.behind import parties_behind
+    from evroam.store import parties as repo
     from evroam.sync.lag import health
+    from evroam.sync.pull import hub_key
 
     async def go(node: Node):
-        return await health(node.engine)
+        rows = await health(node.engine)
+        async with node.engine.connect() as conn:
+            hubs = {p.id for p in await repo.list_all(conn) if hub_key(p) is not None}
+            return rows, {i: await parties_behind(conn, i) for i in hubs}
 
-    rows = run(_with_node(home, go))
+    rows, behind = run(_with_node(home, go))
     if as_json:
-        sys.stdout.write(json.dumps([h.to_json() for h in rows], indent=2) + "\n")
+        out = [h.to_json() | ({"behind": _behind_json(h, behind[h.party_id])} if h.party_id in behind else {})
+               for h in rows]
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
     table = Table(title="Partners' sync")
     for col in ("name", "status", "pending", "dead", "push lag", "last pulls"):
         table.add_column(col)
     for h in rows:
-        pulls = []
-        for module, p in h.pulls.items():
-            when = p.last_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if p.last_attempt_at else "never"
-            state = f"[red]{p.last_error}[/red]" if p.last_error else f"ok ({p.objects_seen or 0})"
-            pulls.append(f"{module}: {when} {state}")
+        pulls = _pull_lines(h.pulls)
+        for b in behind.get(h.party_id, ()):
+            key = f"{b.country_code}/{b.party_id}".upper()
+            pulls.append(f"behind the Hub: {b.role} {b.country_code}/{b.party_id} {b.status.value}")
+            pulls += ["  " + line for line in _pull_lines(h.owner_pulls.get(key, {}))]
         lag = f"{h.lag_s:.1f} s" if h.pending else "0"
         dead = f"[red]{h.dead}[/red]" if h.dead else "0"
         table.add_row(h.name, h.status, str(h.pending), dead, lag, "\n".join(pulls) or "-")
     console.print(table)
+
+
+def _pull_lines(pulls) -> list[str]:
+    out = []
+    for module, p in pulls.items():
+        when = p.last_attempt_at.strftime("%Y-%m-%d %H:%M:%S") if p.last_attempt_at else "never"
+        state = f"[red]{p.last_error}[/red]" if p.last_error else f"ok ({p.objects_seen or 0})"
+        out.append(f"{module}: {when} {state}")
+    return out
+
+
+def _behind_json(h, parties) -> list[dict]:
+    """The parties behind a Hub partner, each with its ClientInfo status and its own pulls."""
+    pulls = h.to_json()["owner_pulls"]
+    return [{"country_code": b.country_code, "party_id": b.party_id, "role": b.role, "status": b.status.value,
+             "last_updated": b.last_updated, "pulls": pulls.get(f"{b.country_code}/{b.party_id}".upper(), {})}
+            for b in parties]
 
 
 def partners_retry(home: Home, name: Annotated[str, typer.Argument(help="The partner's name.")]) -> None:

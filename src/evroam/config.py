@@ -107,6 +107,9 @@ class NodeConfig:
     hub_forward_timeout_s: float = 10.0
     hub_liveness_s: float = 300.0
     hub_liveness_check_s: float = 10.0  # how often the Hub looks for silent parties
+    # A party behind a Hub (docs/hub/behind-pull.md): how long after the Hub
+    # reports a party CONNECTED again we pull its objects in full.
+    hub_reconnect_pull_s: float = 5.0
     # Never read from or written to the config file: env EVROAM_ADMIN_TOKEN or
     # the file named by EVROAM_ADMIN_TOKEN_FILE (admin/app.py). Set in code for tests.
     admin_token: str | None = field(default=None, repr=False)
@@ -152,6 +155,7 @@ class NodeConfig:
             "hub_forward_timeout_s": self.hub_forward_timeout_s,
             "hub_liveness_s": self.hub_liveness_s,
             "hub_liveness_check_s": self.hub_liveness_check_s,
+            "hub_reconnect_pull_s": self.hub_reconnect_pull_s,
             "roles": [r.to_dict() for r in self.roles],
         }
         if self.db:
@@ -202,6 +206,7 @@ class NodeConfig:
             hub_forward_timeout_s=float(doc.get("hub_forward_timeout_s", 10.0)),
             hub_liveness_s=float(doc.get("hub_liveness_s", 300.0)),
             hub_liveness_check_s=float(doc.get("hub_liveness_check_s", 10.0)),
+            hub_reconnect_pull_s=float(doc.get("hub_reconnect_pull_s", 5.0)),
         )
         return cfg
 

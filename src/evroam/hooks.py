@@ -49,6 +49,12 @@ def _key(event: Any) -> str:
 class Hooks:
     def __init__(self) -> None:
         self._hooks: dict[str, Hook] = {}
+        # evroam's own reactions to an event, beside the operator's one hook
+        # (a party behind a Hub: a CONNECTED ClientInfo schedules a pull).
+        self._listeners: dict[str, list[Hook]] = {}
+
+    def listen(self, event: Any, fn: Hook) -> None:
+        self._listeners.setdefault(_key(event), []).append(fn)
 
     def on(self, event: Any) -> Callable[[Hook], Hook]:
         def register(fn: Hook) -> Hook:
@@ -65,6 +71,11 @@ class Hooks:
 
     async def fire(self, event: Any, *args: Any) -> Any:
         """Call a notification hook, if any; its failure is logged, not raised."""
+        for listener in self._listeners.get(_key(event), ()):
+            try:
+                await listener(*args)
+            except Exception:
+                log.exception("hook.listener_failed", hook=_key(event))
         fn = self.get(event)
         if fn is None:
             return None

@@ -33,7 +33,7 @@ from evroam.module import Module
 from evroam.modules.credentials.handshake import Handshake
 from evroam.modules.events import Received
 from evroam.modules.hubclientinfo import owner as client_info
-from evroam.modules.hubclientinfo.behind import status_behind
+from evroam.modules.hubclientinfo import behind as parties_behind
 from evroam.modules.hubclientinfo.liveness import Liveness
 from evroam.server.app import close as close_app
 from evroam.server.app import V, create_app
@@ -54,7 +54,7 @@ from evroam.sync.via_hub import ViaHub
 from evroam.sync.lag import LagMonitor
 from evroam.sync.scheduler import PullScheduler
 from evroam.sync import own
-from evroam.sync.pull import PullResult, pull
+from evroam.sync.pull import PullResult
 
 log = structlog.get_logger(__name__)
 
@@ -185,7 +185,9 @@ class Node:
                                        max_backoff_s=self.config.delivery_backoff_cap_s,
                                        request_timeout_s=self.config.outbound_timeout_s,
                                        addressing=ViaHub(self._status_behind))
-        self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks)
+        self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks,
+                                       behind=parties_behind.parties_behind)
+        parties_behind.watch(self)
         self.callbacks = Callbacks(self.engine, post_result=result_poster(self.client),
                                    roles=[(r.role, r.country_code.upper(), r.party_id.upper())
                                           for r in self.config.roles])
@@ -342,7 +344,7 @@ class Node:
 
     async def _status_behind(self, hub_id: int, country_code: str, party_id: str) -> ConnectionStatus | None:
         async with self.engine.connect() as conn:
-            return await status_behind(conn, hub_id, country_code, party_id)
+            return await parties_behind.status_behind(conn, hub_id, country_code, party_id)
 
     async def on_client_info(self, info: ClientInfo, hub: Party) -> None:
         """A Hub reported a party behind it: once CONNECTED again, what was
@@ -366,7 +368,8 @@ class Node:
 
     async def pull(self, partner: str, module: str, *, full: bool = False) -> PullResult:
         assert self.client is not None, "start() the node first"
-        return await pull(self.engine, self.client, await self.party(partner), module, full=full, hooks=self.hooks)
+        assert self.scheduler is not None
+        return await self.scheduler.pull_one(await self.party(partner), module, full=full)
 
     async def authorize(self, uid: str, type: str = "RFID", location_id: str | None = None,
                         evse_uids: list[str] | None = None, **kw: Any):

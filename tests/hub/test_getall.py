@@ -177,9 +177,6 @@ async def test_the_emsps_client_follows_the_merged_link_to_the_end(cluster):
     assert (paging.total, paging.fallback) == (7, None)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 point 7 (a party behind a Hub): sync/pull.py sends no routing "
-                   "headers, so the Hub takes the pull for an Open Routing Request; and it keeps only objects "
-                   "owned by the partner's own roles (the Hub's), so the merged objects would count as foreign")
 async def test_the_emsps_own_pull_through_the_hub_stores_every_owner(cluster):
     net = await three_cpos(cluster)
     emsp = net["emsp"]

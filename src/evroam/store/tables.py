@@ -192,10 +192,17 @@ sync_state = sa.Table(
     metadata,
     sa.Column("party_id", sa.Integer, sa.ForeignKey("parties.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("module", sa.String(24), primary_key=True),
+    # A partner that is a Hub: one row per party behind it whose objects we
+    # pull through it (its country_code/party_id, upper case), beside the
+    # partner's own row ("", ""), docs/hub/behind-pull.md.
+    sa.Column("owner_cc", sa.String(2), primary_key=True, server_default=""),
+    sa.Column("owner_pid", sa.String(3), primary_key=True, server_default=""),
     sa.Column("last_success_start", UTCDateTime),
     sa.Column("last_attempt_at", UTCDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("objects_seen", sa.Integer),
+    # When that party was reported CONNECTED again: a full pull of its objects is due then.
+    sa.Column("owner_pull_due_at", UTCDateTime),
 )
 
 # Asynchronous requests of the Commands and ChargingProfiles modules, both the

@@ -48,6 +48,8 @@ class PartnerHealth:
     lag_s: float = 0.0
     oldest_pending_at: datetime | None = None
     pulls: dict[str, PullState] = field(default_factory=dict)
+    # A Hub: the pulls of each party behind it, "CC/PID" -> module -> state (sync/behind_pull.py).
+    owner_pulls: dict[str, dict[str, PullState]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,7 +77,8 @@ async def health(engine: AsyncEngine, party_id: int | None = None) -> list[Partn
         stmt = sa.select(sync_state)
         if party_id is not None:
             stmt = stmt.where(sync_state.c.party_id == party_id)
-        pulls = (await conn.execute(stmt.order_by(sync_state.c.party_id, sync_state.c.module))).all()
+        pulls = (await conn.execute(stmt.order_by(sync_state.c.party_id, sync_state.c.module, sync_state.c.owner_cc,
+                                                  sync_state.c.owner_pid))).all()
     now = utcnow()
     out: dict[int, PartnerHealth] = {}
     for p in parties:
@@ -88,9 +91,15 @@ async def health(engine: AsyncEngine, party_id: int | None = None) -> list[Partn
             h.lag_s = max(0.0, (now - oldest[p.id]).total_seconds())
         out[p.id] = h
     for row in pulls:
-        if row.party_id in out:
-            out[row.party_id].pulls[row.module] = PullState(row.last_attempt_at, row.last_success_start,
-                                                            row.last_error, row.objects_seen)
+        h = out.get(row.party_id)
+        if h is None:
+            continue
+        state = PullState(row.last_attempt_at, row.last_success_start, row.last_error, row.objects_seen)
+        if row.owner_cc or row.owner_pid:
+            if row.last_attempt_at is not None:  # not a pull only asked for
+                h.owner_pulls.setdefault(f"{row.owner_cc}/{row.owner_pid}", {})[row.module] = state
+        else:
+            h.pulls[row.module] = state
     return list(out.values())
 
 

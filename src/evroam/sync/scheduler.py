@@ -7,6 +7,11 @@ heals that, and the full pull also marks what the partner no longer has as
 stale. A partner seen for the first time gets a full pull after
 `pull_initial_delay_s` (the initial sync after registration).
 
+A partner that is a Hub is pulled through it (sync/behind_pull.py). A party
+behind it that the Hub reports CONNECTED again gets a full pull of its own
+objects `hub_reconnect_pull_s` later (`owner_pull_due`: a row in
+sync_state, so whichever process heard the news, the leader pulls).
+
 The scheduler runs only on the elected leader among the processes sharing
 the database (evroam/leader.py). A pull still takes an advisory lock, and a
 delta pull another process made recently is skipped, because an operator's
@@ -38,7 +43,7 @@ from evroam.hooks import Hooks
 from evroam.store import parties as party_repo
 from evroam.store.parties import Party
 from evroam.store.tables import sync_state
-from evroam.sync.pull import PullResult, pull
+from evroam.sync.pull import PARTNER, BehindLookup, Owner, PullResult, pull, record
 
 log = structlog.get_logger(__name__)
 
@@ -72,15 +77,16 @@ class _Due:
 
 class PullScheduler:
     def __init__(self, engine: AsyncEngine, client: OcpiClient, config: NodeConfig, hooks: Hooks | None = None,
-                 *, concurrency: int = 4) -> None:
+                 *, concurrency: int = 4, behind: BehindLookup | None = None) -> None:
         self.engine = engine
+        self.behind = behind
         self.client = client
         self.config = config
         self.hooks = hooks
         self.roles = [r.role for r in config.roles]
         self.concurrency = concurrency
         self._due: dict[tuple[int, str], _Due] = {}
-        self._running: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self._running: dict[tuple[int, str] | tuple[int, str, Owner], asyncio.Task[None]] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self.results: list[tuple[str, PullResult]] = []  # the latest few, for tests and status
@@ -96,12 +102,19 @@ class PullScheduler:
     @property
     def tick_s(self) -> float:
         return max(0.05, min(30.0, self.interval_s / 10, self.full_interval_s / 10,
-                             max(self.config.pull_initial_delay_s, 0.5)))
+                             max(self.config.pull_initial_delay_s, 0.5), max(self.config.hub_reconnect_pull_s, 0.5)))
+
+    async def pull_one(self, party: Party, module: str, *, full: bool = False,
+                       owner: Owner | None = None) -> PullResult:
+        """One pull now, with what a pull through a Hub needs (node.pull, `evroam sync pull`)."""
+        return await pull(self.engine, self.client, party, module, full=full, hooks=self.hooks,
+                          ours=self.config.roles, behind=self.behind, owner=owner)
 
     async def _first_sight(self, party: Party, module: str, now: datetime) -> _Due:
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(sync_state.c.last_attempt_at).where(
-                sync_state.c.party_id == party.id, sync_state.c.module == module))).first()
+                sync_state.c.party_id == party.id, sync_state.c.module == module,
+                sync_state.c.owner_cc == PARTNER[0], sync_state.c.owner_pid == PARTNER[1]))).first()
         if row is None or row.last_attempt_at is None:
             initial = now + timedelta(seconds=self.config.pull_initial_delay_s)
             return _Due(delta=initial, full=initial)
@@ -134,7 +147,52 @@ class PullScheduler:
                 started.append(task)
         for gone in set(self._due) - live:  # partner left or stopped sending
             del self._due[gone]
+        by_id = {p.id: p for p in parties}
+        due: dict[tuple[int, str], list[Owner]] = {}
+        for party_id, module, owner in await self._owners_due(now):
+            if (party_id, module) in live:
+                due.setdefault((party_id, module), []).append(owner)
+        for (party_id, module), owners in due.items():
+            # One task per (partner, module), its owners one after the other: they share its lock.
+            key = (party_id, module, ("*", "*"))
+            if key in self._running:
+                continue
+            task = asyncio.create_task(self._pull_owners(by_id[party_id], module, owners),
+                                       name=f"pull-{by_id[party_id].name}-{module}-owners")
+            self._running[key] = task
+            task.add_done_callback(lambda _t, k=key: self._running.pop(k, None))
+            started.append(task)
         return started
+
+    async def _pull_owners(self, party: Party, module: str, owners: list[Owner]) -> None:
+        for owner in owners:
+            await self._pull_owner(party, module, owner)
+
+    async def _owners_due(self, now: datetime) -> list[tuple[int, str, Owner]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(sync_state.c.party_id, sync_state.c.module, sync_state.c.owner_cc,
+                                                sync_state.c.owner_pid)
+                                      .where(sync_state.c.owner_pull_due_at <= now))
+        return [(r.party_id, r.module, (r.owner_cc, r.owner_pid)) for r in rows]
+
+    async def _pull_owner(self, party: Party, module: str, owner: Owner) -> None:
+        """The full pull of one party behind a Hub that is CONNECTED again."""
+        async with self._sem:
+            result: PullResult | None = None
+            try:
+                async with self._exclusive(party.id, module) as mine:
+                    if mine:
+                        result = await self.pull_one(party, module, full=True, owner=owner)
+            except Exception:
+                log.exception("sync.pull_crashed", partner=party.name, module=module, owner=owner)
+                result = PullResult(module, True, error="crashed")
+        if result is None:
+            return  # another process holds the lock: the row stays due, for the next round
+        self.results = [*self.results[-99:], (party.name, result)]
+        log.info("sync.pull", partner=party.name, module=module, full=True, owner=result.owner,
+                 stored=result.stored, marked_stale=result.marked_stale, skipped=result.skipped, error=result.error)
+        again = utcnow() + timedelta(seconds=jittered(min(self.interval_s, RETRY_S))) if result.error else None
+        await record(self.engine, party.id, module, [owner], owner_pull_due_at=again)
 
     async def _pull(self, party: Party, module: str, *, full: bool) -> None:
         key = (party.id, module)
@@ -149,7 +207,7 @@ class PullScheduler:
                         log.info("sync.pull_skipped", partner=party.name, module=module,
                                  reason="pulled recently by another process")
                     else:
-                        result = await pull(self.engine, self.client, party, module, full=full, hooks=self.hooks)
+                        result = await self.pull_one(party, module, full=full)
             except Exception:
                 log.exception("sync.pull_crashed", partner=party.name, module=module, full=full)
                 result = PullResult(module, full, error="crashed")
@@ -172,7 +230,8 @@ class PullScheduler:
     async def _pulled_elsewhere(self, party_id: int, module: str) -> bool:
         async with self.engine.connect() as conn:
             last = (await conn.execute(sa.select(sync_state.c.last_success_start).where(
-                sync_state.c.party_id == party_id, sync_state.c.module == module))).scalar()
+                sync_state.c.party_id == party_id, sync_state.c.module == module,
+                sync_state.c.owner_cc == PARTNER[0], sync_state.c.owner_pid == PARTNER[1]))).scalar()
         return last is not None and utcnow() - last < timedelta(seconds=self.interval_s * (1 - JITTER) * 0.9)
 
     @contextlib.asynccontextmanager
@@ -210,3 +269,10 @@ class PullScheduler:
                 await t
         self._task = None
         self._running.clear()
+
+
+async def owner_pull_due(engine: AsyncEngine, party: Party, owner: Owner, modules: Iterable[str],
+                         at: datetime) -> None:
+    """Ask for a full pull of one party's objects behind the Hub `party`, at `at`."""
+    for module in modules:
+        await record(engine, party.id, module, [owner], owner_pull_due_at=at)
