@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 # Options go through DEMO_ARGS, e.g. make demo DEMO_ARGS="--cpo-port 9001 --emsp-port 9002"
 DEMO_ARGS ?=
 
+# Then the network demo: a Hub, two CPOs and two eMSPs (src/evroam/demo/network.py).
 demo: install
 	$(BIN)/evroam demo $(DEMO_ARGS)
+	$(BIN)/python -m evroam.demo.network
 
 # pytest-xdist workers: the suite mostly waits on sockets, subprocesses and
 # databases, so 4 on a 2-core machine. TEST_WORKERS=0 runs it in one process.
