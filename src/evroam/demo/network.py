@@ -3,16 +3,15 @@ two eMSPs, each a real node on its own loopback port on SQLite in a
 temporary home, talking real OCPI HTTP through the Hub:
 
 1. every party registers with the Hub (credentials A → B → C);
-2. each eMSP GETs the merged Locations of both CPOs through the Hub (GET All);
+2. each CPO publishes its tariff and location, one broadcast each through
+   the Hub to both eMSPs; each eMSP GETs the merged Locations of both CPOs
+   through the Hub (GET All), and one pulls them (kept per owner);
 3. one eMSP broadcasts a token (TO = the Hub): both CPOs receive it;
 4. a START_SESSION goes through the Hub to the second CPO (TO = that CPO),
    whose session and priced CDR are routed back; the eMSP ACCEPTs the CDR;
 5. a CPO goes offline: the Hub's liveness check makes it OFFLINE, every
    other party sees it in HubClientInfo; it comes back: CONNECTED.
 
-Steps named in NEEDS_BEHIND_HUB need a party's own node to route through a
-Hub (pushes and commands with OCPI-to, pulls per owner): they are skipped
-with a "(not yet: …)" line until that is merged.
 
     python -m evroam.demo.network
 """
@@ -24,7 +23,7 @@ import json
 import logging
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +36,12 @@ from evroam.ocpi import headers as H
 from evroam.ocpi.commands import CommandResponse, CommandResponseType, CommandResultType, CommandType
 from evroam.ocpi.common import Role
 from evroam.ocpi.locations import Location
+from evroam.ocpi.tariffs import Tariff
+from evroam.demo.run import TARIFF
 from evroam.ocpi.types import format_datetime, utcnow
 from evroam.store import objects
 from evroam.store import parties as party_repo
 from evroam.store.objects import ObjectKey
-
-# Steps that need a party behind a Hub to route its own pushes, commands and
-# pulls through it; the lead empties this set once that work is merged.
-NEEDS_BEHIND_HUB = {
-    "start-session",  # START_SESSION with OCPI-to (commands through the Hub)
-    "session-and-cdr",  # the CPO's Session and CDR pushes routed to the eMSP behind the Hub
-    "pull-per-owner",  # an eMSP's scheduled pull of each CPO's Locations through the Hub
-}
-WHY = {
-    "start-session": "a command sent with OCPI-to through the Hub",
-    "session-and-cdr": "a CPO's pushes routed through the Hub to the eMSP",
-    "pull-per-owner": "pulls per owner through the Hub",
-}
 
 console = make_console()
 T0 = time.monotonic()
@@ -73,13 +61,6 @@ def say(actor: str, text: str) -> None:
     console.print(f"[dim]{time.monotonic() - T0:6.2f}s[/dim]  [{c}]{actor:>5}[/{c}]  {text}", highlight=False)
 
 
-def skipped(step: str) -> bool:
-    if step in NEEDS_BEHIND_HUB:
-        say("demo", f"[dim](not yet: {step}, needs {WHY[step]})[/dim]")
-        return True
-    return False
-
-
 def _node(base: Path, name: str, port: int, role: Role, cc: str, pid: str, display: str, **settings: Any) -> Node:
     cfg = NodeConfig(home=base / name, public_url=f"http://127.0.0.1:{port}", name=display, port=port,
                      roles=[RoleConfig(role=role, country_code=cc, party_id=pid, name=display)])
@@ -93,7 +74,8 @@ def location(cc: str, pid: str, lid: str, city: str) -> dict:
     evse = {"uid": "E1", "evse_id": f"{cc}*{pid}*E1", "status": "AVAILABLE",
             "capabilities": ["REMOTE_START_STOP_CAPABLE", "RFID_READER"],
             "connectors": [{"id": "1", "standard": "IEC_62196_T2", "format": "SOCKET", "power_type": "AC_3_PHASE",
-                            "max_voltage": 230, "max_amperage": 32, "last_updated": T}], "last_updated": T}
+                            "max_voltage": 230, "max_amperage": 32, "tariff_ids": ["AC-STANDARD"],
+                            "last_updated": T}], "last_updated": T}
     return {"country_code": cc, "party_id": pid, "id": lid, "publish": True, "name": f"{city} station",
             "address": "Stationsplein 1", "city": city, "country": "NLD" if cc == "NL" else "BEL",
             "coordinates": {"latitude": "52.08910", "longitude": "5.10760"}, "evses": [evse],
@@ -177,17 +159,24 @@ async def register_all(net: Network) -> None:
 
 
 async def publish_locations(net: Network) -> None:
+    """Each CPO publishes its tariff and location: one broadcast each through
+    the Hub (TO = the Hub), which delivers them to both eMSPs."""
     for name, lid, city in (("cpo1", "UTRECHT-CS", "Utrecht"), ("cpo2", "GENT-SP", "Gent")):
         _, cc, pid, _ = PARTIES[name]
-        await _store_own(net.nodes[name], Location.from_wire(location(cc, pid, lid, city)))
-        say(name, f"has location {lid} in its Locations Sender")
+        await net.nodes[name].publish("tariffs", Tariff.from_wire({**TARIFF, "country_code": cc, "party_id": pid}))
+        await net.nodes[name].publish("locations", Location.from_wire(location(cc, pid, lid, city)))
+        say(name, f"publishes tariff AC-STANDARD and location {lid}: a broadcast through the Hub")
+    for at in ("emsp1", "emsp2"):
+        for name, lid in (("cpo1", "UTRECHT-CS"), ("cpo2", "GENT-SP")):
+            _, cc, pid, _ = PARTIES[name]
 
+            async def arrived(at=at, cc=cc, pid=pid, lid=lid) -> bool:
+                owner = net.hub_at[at].id
+                return (await _stored(net.nodes[at], "locations", owner, cc, pid, lid) is not None
+                        and await _stored(net.nodes[at], "tariffs", owner, cc, pid, "AC-STANDARD") is not None)
 
-async def _store_own(node: Node, loc: Location) -> None:
-    """A Location in the CPO's own Sender, served to whoever GETs it (here: the Hub, for GET All)."""
-    async with node.engine.begin() as conn:
-        await objects.upsert_many(conn, [(ObjectKey("locations", 0, loc.country_code, loc.party_id, loc.id),
-                                          loc.to_json_bytes().decode(), loc.last_updated, None)])
+            await until(arrived, f"{name}'s tariff and location at {at}")
+    say("hub", "delivered both CPOs' tariffs and locations to both eMSPs")
 
 
 async def get_all(net: Network) -> None:
@@ -199,9 +188,8 @@ async def get_all(net: Network) -> None:
         say(name, f"GET All Locations through the Hub: {len(got)} merged from both CPOs: {', '.join(got)}")
         if len(got) != 2:
             raise RuntimeError(f"expected the Locations of both CPOs, got {got}")
-    if not skipped("pull-per-owner"):
-        result = await net.nodes["emsp1"].pull(net.hub_at["emsp1"].name, "locations", full=True)
-        say("emsp1", f"pulled the Locations of each CPO through the Hub: {result.stored} stored")
+    result = await net.nodes["emsp1"].pull(net.hub_at["emsp1"].name, "locations", full=True)
+    say("emsp1", f"pulled the Locations of each CPO through the Hub: {result.stored} stored")
 
 
 TOKEN = {"country_code": "DE", "party_id": "EM1", "uid": "APP-0001", "type": "APP_USER",
@@ -227,9 +215,6 @@ async def broadcast_token(net: Network) -> None:
 
 
 async def session_through_hub(net: Network, session_ids: list[str]) -> None:
-    if skipped("start-session"):
-        skipped("session-and-cdr")
-        return
     emsp = net.nodes["emsp1"]
     body = {"token": {k: TOKEN[k] for k in ("country_code", "party_id", "uid", "type", "contract_id", "issuer",
                                             "valid", "whitelist", "last_updated")},
@@ -240,14 +225,18 @@ async def session_through_hub(net: Network, session_ids: list[str]) -> None:
     await until(lambda: _command_done(emsp, tracking), "the START_SESSION result")
     t = await emsp.command(tracking)
     say("emsp1", f"START_SESSION to BE/CP2 through the Hub: response {t.response}, result {t.result}")
-    if skipped("session-and-cdr"):
-        return
     await until(lambda: _session_at(net, session_ids), "the session at the eMSP")
     say("emsp1", f"received session {session_ids[0][:8]}… from BE/CP2 through the Hub")
     from evroam.modules.sessions import owner as cpo_sessions
 
     cpo = net.nodes["cpo2"]
-    await cpo_sessions.stop(cpo, session_ids[0], end_date_time=utcnow())
+    # An hour of charging, on whole seconds: the CPO prices the CDR and the
+    # eMSP re-prices it from the same times and volumes.
+    started = datetime.fromisoformat(
+        (await _stored(cpo, "sessions", 0, "BE", "CP2", session_ids[0]))["start_date_time"].replace("Z", "+00:00"))
+    await cpo_sessions.update(cpo, session_ids[0], [{"start_date_time": format_datetime(started), "dimensions": [
+        {"type": "ENERGY", "volume": 12.0}, {"type": "MAX_POWER", "volume": 11}]}])
+    await cpo_sessions.stop(cpo, session_ids[0], end_date_time=started + timedelta(minutes=60))
     loc = Location.from_wire(location("BE", "CP2", "GENT-SP", "Gent"))
     cdr = await cpo_sessions.issue_cdr(cpo, session_ids[0], await cpo_sessions.connector_tariffs(cpo, loc, "E1", "1"),
                                        loc)
@@ -286,7 +275,8 @@ def charge_point(cpo: Node, session_ids: list[str]) -> None:
                 cdr_token={"country_code": command.token.country_code, "party_id": command.token.party_id,
                            "uid": command.token.uid, "type": command.token.type.value,
                            "contract_id": command.token.contract_id},
-                currency="EUR", auth_method="COMMAND", start_date_time=utcnow() - timedelta(minutes=60),
+                currency="EUR", auth_method="COMMAND",
+                start_date_time=utcnow().replace(microsecond=0) - timedelta(minutes=60),
                 authorization_reference=command.authorization_reference)
             session_ids.append(session.id)
             await handle.result(CommandResultType.ACCEPTED)
