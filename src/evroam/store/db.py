@@ -71,6 +71,18 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+# PostgreSQL aborts one transaction of a deadlock (40P01) or of a
+# serialization failure (40001); run again, it goes through.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed transaction is worth running again as it was."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, sa.exc.DBAPIError) and code in _TRANSIENT_SQLSTATES
+
+
 def _sqlite_in_transaction(dbapi_conn) -> bool:
     """Whether SQLite has a transaction open on this (pooled or adapted)
     connection; True when that cannot be told, so the driver is asked."""

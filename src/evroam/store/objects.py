@@ -259,6 +259,8 @@ async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, da
                           objects.c.last_updated)
                 .where(objects.c.module == module, objects.c.owner_id == owner,
                        objects.c.oid_key.in_(oids[i:i + 500]))
+                # In one order for every writer, so two pages never lock crosswise.
+                .order_by(objects.c.oid_key)
                 .with_for_update())
             found.update({(r.cc_key, r.pid_key, r.oid_key, r.type_key): (r.id, r.last_updated) for r in result})
         out: list[Upserted] = [Upserted(0, False, False)] * len(rows)
@@ -275,6 +277,7 @@ async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, da
                                 "oid_key": key.oid, "type_key": key.type, "data": data,
                                 "last_updated": last_updated, "ref_key": ref, "stale": False}))
         if new:
+            new.sort(key=lambda item: (item[1]["cc_key"], item[1]["pid_key"], item[1]["oid_key"], item[1]["type_key"]))
             try:
                 async with conn.begin_nested():
                     inserted = await conn.execute(

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from evroam.client.ocpi import OcpiClient, Paging, PartnerError
@@ -36,12 +37,15 @@ from evroam.module import REGISTRY, Module
 from evroam.ocpi.types import ci_key, format_datetime, utcnow
 from evroam.hooks import Hooks, received
 from evroam.store import objects
+from evroam.store.db import is_transient
 from evroam.store.parties import Party
 from evroam.store.tables import objects as objects_table
 from evroam.store.tables import sync_state
 from evroam.sync.publish import object_key, ref_key
 
 log = structlog.get_logger(__name__)
+
+PAGE_ATTEMPTS = 5  # a page written again after a deadlock (PostgreSQL picks one victim)
 
 Owner = tuple[str, str]  # a party behind a Hub: (country_code, party_id), upper case
 PARTNER: Owner = ("", "")  # the sync_state row of the partner itself
@@ -181,11 +185,20 @@ class Read:
             rows[(key.cc, key.pid, key.oid, key.type)] = (key, obj.to_json_bytes().decode(), obj.last_updated,
                                                           ref_key(module, obj), obj)
         unique = {ident: row[:4] for ident, row in rows.items()}
-        async with self.engine.begin() as conn:
-            # A version pushed to us after this page was read is newer: kept.
-            stored = await objects.upsert_many(conn, list(unique.values()), keep_newer=True)
-            if module.judge is not None:
-                await _judge_new(conn, module, party.id, unique, stored)
+        for attempt in range(PAGE_ATTEMPTS):
+            try:
+                async with self.engine.begin() as conn:
+                    # A version pushed to us after this page was read is newer: kept.
+                    stored = await objects.upsert_many(conn, list(unique.values()), keep_newer=True)
+                    if module.judge is not None:
+                        await _judge_new(conn, module, party.id, unique, stored)
+                break
+            except DBAPIError as exc:
+                # Concurrent pulls and pushes of the same new objects can
+                # deadlock on PostgreSQL; the victim's page is written again.
+                if not is_transient(exc) or attempt == PAGE_ATTEMPTS - 1:
+                    raise
+                log.info("pull.page_retried", module=module.id, partner=party.name, error=type(exc.orig).__name__)
         for ident, u in zip(unique, stored, strict=True):
             self.seen.setdefault(ident[:2], set()).add(u.pk)
         result.stored += len(rows)
