@@ -277,7 +277,6 @@ async def upsert_many(conn: AsyncConnection, rows: list[tuple[ObjectKey, str, da
                                 "oid_key": key.oid, "type_key": key.type, "data": data,
                                 "last_updated": last_updated, "ref_key": ref, "stale": False}))
         if new:
-            new.sort(key=lambda item: (item[1]["cc_key"], item[1]["pid_key"], item[1]["oid_key"], item[1]["type_key"]))
             try:
                 async with conn.begin_nested():
                     inserted = await conn.execute(
