@@ -34,6 +34,11 @@ DEAD = "DEAD"
 # The last_error of a row held back rather than tried (`defer_many`): what
 # `release_held` looks for.
 HELD = "held: "
+# A killed worker's requests may still be running at the receiver (its
+# handler carries on after the connection drops). Its rows are checked at the
+# receiver only this long after they are released, so the check sees what
+# those requests wrote instead of sending the same version again.
+ORPHAN_GRACE_S = 3.0
 
 
 @dataclass(slots=True)
@@ -163,7 +168,8 @@ async def release_orphans(conn: AsyncConnection, host: str, alive: Callable[[int
             dead.append(row.id)
     if dead:
         await conn.execute(outbox.update().where(outbox.c.id.in_(dead))
-                           .values(claimed_until=None, claimed_by=None, unsure=True))
+                           .values(claimed_until=None, claimed_by=None, unsure=True,
+                                   next_attempt_at=utcnow() + timedelta(seconds=ORPHAN_GRACE_S)))
     return len(dead)
 
 
