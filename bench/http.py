@@ -90,6 +90,13 @@ WRK_LUA = textwrap.dedent("""
     local tag = os.getenv("BENCH_TAG")
     local since = tonumber(os.getenv("BENCH_SINCE"))
     local headers = {["Authorization"] = os.getenv("BENCH_AUTH"), ["Content-Type"] = "application/json"}
+    local to_cc = os.getenv("BENCH_TO_CC")
+    if to_cc ~= nil and to_cc ~= "" then  -- through a Hub (bench/hub.py): the routing headers
+        headers["OCPI-from-country-code"] = os.getenv("BENCH_FROM_CC")
+        headers["OCPI-from-party-id"] = os.getenv("BENCH_FROM_PID")
+        headers["OCPI-to-country-code"] = to_cc
+        headers["OCPI-to-party-id"] = os.getenv("BENCH_TO_PID")
+    end
     local before, after = "", ""
     if kind == "put" then
         local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))

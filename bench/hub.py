@@ -45,7 +45,6 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
-import textwrap
 import threading
 import time
 import tomllib
@@ -80,38 +79,6 @@ RATE = 170.0
 # The PATCH number n carries last_updated = EPOCH + n s: its receipt names it.
 EPOCH = 1_735_689_600  # 2025-01-01T00:00:00Z, after the Locations' own last_updated
 
-WRK_LUA = textwrap.dedent("""
-    local n = 0
-    local kind = os.getenv("BENCH_KIND")
-    local prefix = os.getenv("BENCH_PATH")
-    local count = tonumber(os.getenv("BENCH_COUNT"))
-    local tag = os.getenv("BENCH_TAG")
-    local headers = {["Authorization"] = os.getenv("BENCH_AUTH"), ["Content-Type"] = "application/json"}
-    if os.getenv("BENCH_TO_CC") ~= "" then
-        headers["OCPI-from-country-code"] = os.getenv("BENCH_FROM_CC")
-        headers["OCPI-from-party-id"] = os.getenv("BENCH_FROM_PID")
-        headers["OCPI-to-country-code"] = os.getenv("BENCH_TO_CC")
-        headers["OCPI-to-party-id"] = os.getenv("BENCH_TO_PID")
-    end
-    local before, after = "", ""
-    if kind == "session" then
-        local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
-        local template = f:read("*a")
-        f:close()
-        local at = string.find(template, "__ID__", 1, true)
-        before, after = string.sub(template, 1, at - 1), string.sub(template, at + 6)
-    end
-    request = function()
-        n = n + 1
-        headers["X-Request-ID"] = tag .. "-" .. n
-        headers["X-Correlation-ID"] = tag .. "-" .. n
-        if kind == "one" then
-            return wrk.format("GET", string.format("%s/LOC%06d", prefix, (n * 7919) % count), headers)
-        end
-        local id = tag .. "-" .. n
-        return wrk.format("PUT", prefix .. "/NL/EVR/" .. id, headers, before .. id .. after)
-    end
-""")
 
 
 def session_doc(sid: str) -> dict:
@@ -156,7 +123,7 @@ def invites(home: Path, names: list[str]) -> dict[str, tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Load:
-    kind: str  # one | session
+    kind: str  # one | put (bench/http.py WRK_LUA)
     url: str
     token: str
     count: int = STORED
@@ -176,7 +143,7 @@ class Run:
 class Wrk:
     def __init__(self, base: Path) -> None:
         self.script = base / "hub.lua"
-        self.script.write_text(WRK_LUA)
+        self.script.write_text(bh.WRK_LUA)
         self.runs = 0
 
     def run(self, load: Load, seconds: float, connections: int = 32) -> Run:
@@ -203,7 +170,7 @@ def probe(load: Load) -> None:
     """One request that must succeed before its load is measured."""
     path = "/LOC000001" if load.kind == "one" else "/NL/EVR/probe"
     body = None
-    if load.kind == "session":
+    if load.kind == "put":
         body = Path(load.body_file).read_text().replace("__ID__", "probe").encode()
     headers = {"Authorization": encode_token(load.token), "Content-Type": "application/json",
                "X-Request-ID": "probe", "X-Correlation-ID": "probe"}
@@ -244,9 +211,9 @@ def part_a(base: Path, seconds: float, rounds: int, profile: bool) -> list[str]:
                 Load("one", bh.endpoint(hub.versions_url, h_emsp, "locations", "SENDER"), h_emsp,
                      route=("DE", "EVM", "NL", "EVR"))),
             "PUT Session": (
-                Load("session", bh.endpoint(emsp.versions_url, t_put, "sessions", "RECEIVER"), t_put,
+                Load("put", bh.endpoint(emsp.versions_url, t_put, "sessions", "RECEIVER"), t_put,
                      body_file=str(body)),
-                Load("session", bh.endpoint(hub.versions_url, h_cpo, "sessions", "RECEIVER"), h_cpo,
+                Load("put", bh.endpoint(hub.versions_url, h_cpo, "sessions", "RECEIVER"), h_cpo,
                      route=("NL", "EVR", "DE", "EVM"), body_file=str(body))),
         }
         return [measure_pair(Wrk(base), label, direct, via, seconds, rounds) for label, (direct, via) in pairs.items()]

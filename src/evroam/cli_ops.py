@@ -130,12 +130,12 @@ def partners_status(
     from evroam.modules.hubclientinfo.behind import parties_behind
     from evroam.store import parties as repo
     from evroam.sync.lag import health
-    from evroam.sync.pull import hub_key
+    from evroam.server.routing import is_hub
 
     async def go(node: Node):
         rows = await health(node.engine)
         async with node.engine.connect() as conn:
-            hubs = {p.id for p in await repo.list_all(conn) if hub_key(p) is not None}
+            hubs = {p.id for p in await repo.list_all(conn) if is_hub(p)}
             return rows, {i: await parties_behind(conn, i) for i in hubs}
 
     rows, behind = run(_with_node(home, go))

@@ -91,30 +91,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-class NodeHooks(Hooks):
-    """The business hooks, and what the node itself does on an event after
-    the operator's hook (whatever that hook does or raises)."""
-
-    def __init__(self, node: Node) -> None:
-        super().__init__()
-        self._node = node
-
-    async def fire(self, event: Any, *args: Any) -> Any:
-        result = await super().fire(event, *args)
-        if event == Received.CLIENT_INFO:
-            try:
-                await self._node.on_client_info(*args)
-            except Exception:
-                log.exception("hubclientinfo.release_failed")
-        return result
-
-
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.engine = create_engine(config.db_url)
         self.call_log = CallLog(self.engine, body_cap=config.call_log_body_cap)
-        self.hooks: Hooks = NodeHooks(self)
+        self.hooks = Hooks()
         self._session = None
         self.client: OcpiClient | None = None
         self.handshake: Handshake | None = None
@@ -135,6 +117,11 @@ class Node:
                               interval_s=config.lag_check_s)
         # Scheduled pulls, lag alerts and pruning: on one process per database.
         self.leadership = Leadership(self.engine, lead=self._lead, follow=self._follow)
+        # Behind a Hub, a party's CONNECTED again: its own objects pulled
+        # (hubclientinfo/behind.watch) and what was held for it released.
+        # Once per node, not per start(): a restarted node reacts once.
+        parties_behind.watch(self)
+        self.hooks.listen(Received.CLIENT_INFO, self.on_client_info)
 
     def on(self, event: Any):
         """Register a business hook: `@node.on(CommandType.START_SESSION)`."""
@@ -187,7 +174,6 @@ class Node:
                                        addressing=ViaHub(self._status_behind))
         self.scheduler = PullScheduler(self.engine, self.client, self.config, self.hooks,
                                        behind=parties_behind.parties_behind)
-        parties_behind.watch(self)
         self.callbacks = Callbacks(self.engine, post_result=result_poster(self.client),
                                    roles=[(r.role, r.country_code.upper(), r.party_id.upper())
                                           for r in self.config.roles])

@@ -51,10 +51,10 @@ async def publish(conn: AsyncConnection, module: Module, obj: OcpiModel, *,
     pk, created = await objects.upsert(conn, object_key(module, obj), obj.to_json_bytes().decode(),
                                        obj.last_updated, ref_key=ref)
     method = "POST" if module.immutable else ("PATCH" if patch is not None and not created else "PUT")
-    for party in receiving(await party_repo.list_all(conn), module.id, ref):
-        await outbox.enqueue(conn, party.id, module.id, pk, method,
-                             patch if method == "PATCH" else None, sub_path if method == "PATCH" else None,
-                             appended=module.appended)
+    # One statement for every receiving partner (enqueue takes them all).
+    await outbox.enqueue(conn, [p.id for p in receiving(await party_repo.list_all(conn), module.id, ref)],
+                         module.id, pk, method, patch if method == "PATCH" else None,
+                         sub_path if method == "PATCH" else None, appended=module.appended)
     return pk, created
 
 

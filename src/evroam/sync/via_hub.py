@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evroam.module import REGISTRY, Module
 from evroam.ocpi.headers import Routing
@@ -35,6 +35,7 @@ from evroam.store import objects
 from evroam.store.outbox import Delivery
 from evroam.store.parties import Party
 from evroam.sync.delivery import Addressing, Outcome, partner_key
+from evroam.sync.tracker import SendError
 
 # `await status(hub_registration_id, cc, pid)`: what that Hub last reported
 # of the party cc/pid, None when it reported nothing.
@@ -81,12 +82,17 @@ class ViaHub(Addressing):
         return None
 
 
-async def owner_behind(conn: AsyncConnection, hub: Party, module_id: str, object_id: str) -> tuple[str, str] | None:
+async def cpo_behind(engine: AsyncEngine, hub: Party, module_id: str, object_id: str | None) -> tuple[str, str]:
     """The party behind the Hub `hub` that owns the object `object_id` of
     `module_id` we hold from it (a CPO's Location or Session): where a request
-    about that object goes (commands, charging profiles). None: we hold none."""
-    stored = await objects.find_any_owner(conn, module_id, object_id, hub.id)
+    about that object goes (commands, charging profiles). SendError when we
+    hold none, so the caller names the party (`to=`)."""
+    stored = None
+    if object_id is not None:
+        async with engine.connect() as conn:
+            stored = await objects.find_any_owner(conn, module_id, object_id, hub.id)
     if stored is None:
-        return None
+        raise SendError(f"{hub.name} is a Hub and we hold no {module_id} {object_id!r} from it: "
+                        "say which CPO the request is for (to=(country_code, party_id))")
     doc = json.loads(stored.data)
     return doc["country_code"], doc["party_id"]

@@ -31,7 +31,7 @@ from evroam.store import tracking as repo
 from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.server.routing import is_hub
 from evroam.sync import tracker
-from evroam.sync.via_hub import owner_behind
+from evroam.sync.via_hub import cpo_behind
 from evroam.sync.tracker import InvalidRequest, SendError
 
 if TYPE_CHECKING:
@@ -55,11 +55,7 @@ async def send_profile_request(node: Node, partner_name: str, request: ProfileRe
     url = tracker.response_url(node.config.public_url, MODULE.id, request.value, uid)
     method, recorded, content, params = _shape(request, url, duration, charging_profile)
     if to is None and is_hub(party):
-        async with node.engine.connect() as conn:
-            to = await owner_behind(conn, party, SESSIONS.id, session_id)
-        if to is None:
-            raise SendError(f"{party.name} is a Hub and we hold no Session {session_id!r} from it: "
-                            "say which CPO the request is for (to=(country_code, party_id))")
+        to = await cpo_behind(node.engine, party, SESSIONS.id, session_id)
     out = tracker.Outgoing(uid, MODULE.id, request.value, session_id, url, recorded, method,
                            join_url(base, quote(session_id, safe="")), content=content, params=params)
     assert node.client is not None, "start() the node first"

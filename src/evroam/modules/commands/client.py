@@ -18,9 +18,8 @@ from evroam.ocpi.pagination import join_url
 from evroam.modules.locations import MODULE as LOCATIONS
 from evroam.modules.sessions import MODULE as SESSIONS
 from evroam.server.routing import is_hub
-from evroam.store.parties import Party
 from evroam.sync import tracker
-from evroam.sync.via_hub import owner_behind
+from evroam.sync.via_hub import cpo_behind
 from evroam.sync.tracker import InvalidRequest, SendError
 
 if TYPE_CHECKING:
@@ -52,24 +51,13 @@ async def send_command(node: Node, partner_name: str, command_type: CommandType 
     ref = next((getattr(command, f) for f in ("location_id", "session_id", "reservation_id")
                 if hasattr(command, f)), None)
     if to is None and is_hub(party):
-        to = await _cpo_behind(node, party, command)
+        # The CPO whose Location (or, for STOP_SESSION, Session) it names.
+        module, oid = ((LOCATIONS.id, command.location_id) if hasattr(command, "location_id")
+                       else (SESSIONS.id, getattr(command, "session_id", None)))
+        to = await cpo_behind(node.engine, party, module, oid)
     data = command.to_json_bytes()
     out = tracker.Outgoing(uid, MODULE.id, command_type.value, ref, url, data.decode(), "POST",
                            join_url(base, command_type.value), content=data)
     assert node.client is not None, "start() the node first"
     await tracker.track_and_send(node.engine, node.client, party, out, node.config.roles, to)
     return uid
-
-
-async def _cpo_behind(node: Node, hub: Party, command: OcpiModel) -> tuple[str, str]:
-    """The CPO behind the Hub `hub` that owns what the command names."""
-    module, oid = ((LOCATIONS.id, command.location_id) if hasattr(command, "location_id")
-                   else (SESSIONS.id, getattr(command, "session_id", None)))
-    if oid is not None:
-        async with node.engine.connect() as conn:
-            found = await owner_behind(conn, hub, module, oid)
-        if found is not None:
-            return found
-    what = f"{module} {oid!r}" if oid is not None else "no Location or Session"
-    raise SendError(f"{hub.name} is a Hub and the command names {what} we hold from it: "
-                    "say which CPO it is for (to=(country_code, party_id))")

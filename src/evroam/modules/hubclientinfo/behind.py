@@ -28,7 +28,8 @@ from evroam.store import objects
 from evroam.store.objects import ObjectKey
 from evroam.store.parties import Party
 from evroam.store.tables import objects as objects_table
-from evroam.sync.pull import hub_key, sends
+from evroam.server.routing import is_hub
+from evroam.sync.pull import sends
 from evroam.sync.scheduler import owner_pull_due, pull_modules
 
 
@@ -73,7 +74,7 @@ def watch(node: Any) -> None:
     its role sends (sync/scheduler.owner_pull_due)."""
 
     async def connected(info: ClientInfo, party: Party) -> None:
-        if info.status != ConnectionStatus.CONNECTED or hub_key(party) is None:
+        if info.status != ConnectionStatus.CONNECTED or not is_hub(party):
             return
         roles = [r.role for r in node.config.roles]
         modules = [m for m in pull_modules(party, roles)
